@@ -1,0 +1,239 @@
+/* backend.h: the table of operations a backend implements. Layers, the trainer
+ * and the compression stages call only this table and never a CUDA function,
+ * so one code path runs on the CPU reference and on the GPU, and a parity test
+ * can run any entry on both and compare.
+ *
+ * Legend for shapes: N batch, C input channels, H W input height and width,
+ * K output channels (conv) or output features (fc), R S kernel height and width,
+ * P Q output height and width, M cluster count.  Tensors are NCHW float32,
+ * row-major, contiguous.  All pointers passed to an op are backend memory
+ * (device memory for CUDA) unless the parameter says "host".
+ *
+ * Every op returns DC_OK or an error with the message set; ops may run
+ * asynchronously on the backend's stream: `sync` waits for them. */
+#ifndef DC_BACKEND_H
+#define DC_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dc/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum dc_device_kind { DC_DEVICE_CPU = 0, DC_DEVICE_CUDA = 1 };
+
+/* 2-D convolution, cross-correlation as in cuDNN and PyTorch. */
+struct dc_conv_desc {
+    int n, c, h, w;   /* input  [N,C,H,W] */
+    int k, r, s;      /* weight [K,C,R,S] */
+    int stride, pad;  /* same in both directions */
+    int p, q;         /* output [N,K,P,Q]: P = (H + 2pad - R)/stride + 1 */
+};
+
+/* Max or average pooling; average counts padded cells out (PyTorch's
+ * count_include_pad=False). Global average pooling is size = H = W. */
+struct dc_pool_desc {
+    int n, c, h, w;
+    int size, stride, pad;
+    int p, q;
+    int is_max;
+};
+
+/* Batch normalisation over N,H,W per channel (spatial mode). */
+struct dc_bn_desc {
+    int n, c, hw;
+    float eps;      /* added to the variance */
+    float momentum; /* running = (1-momentum)*running + momentum*batch (PyTorch) */
+};
+
+/* Data-batch builder: gathers uint8 images [count,C,H,W] by index, applies a
+ * random crop from zero padding and a random horizontal flip drawn from
+ * dc_hash_u32(seed, ...), and normalises (x/255 - mean[c]) / std[c]. */
+struct dc_batch_desc {
+    int c, h, w;        /* image shape */
+    int n;              /* images in this batch */
+    int pad;            /* crop padding in pixels, 0 = no crop */
+    int flip;           /* 1 = random horizontal flip */
+    uint64_t seed;      /* augmentation seed for this batch (derive from run seed, epoch, step) */
+    float mean[3], std[3];
+};
+
+struct dc_backend;
+
+/* The operation table.  Keep the order in step with enum dc_op below; the
+ * static assertion in backend.c counts the entries. */
+struct dc_backend_ops {
+    /* ---- memory ---- */
+    enum dc_status (*alloc)(struct dc_backend *be, void **ptr, size_t bytes);
+    void (*release)(struct dc_backend *be, void *ptr);
+    enum dc_status (*upload)(struct dc_backend *be, void *dst, const void *host_src, size_t bytes);
+    enum dc_status (*download)(struct dc_backend *be, void *host_dst, const void *src, size_t bytes);
+    enum dc_status (*copy)(struct dc_backend *be, void *dst, const void *src, size_t bytes);
+    enum dc_status (*fill)(struct dc_backend *be, float *x, float value, size_t n);
+    enum dc_status (*sync)(struct dc_backend *be);
+
+    /* ---- dense linear algebra ---- */
+    /* C[m,n] = alpha * op(A) op(B) + beta * C, row-major; op(A) is [m,k]:
+     * A is [m,k] (lda >= k) or, with trans_a, [k,m] (lda >= m); likewise B. */
+    enum dc_status (*gemm)(struct dc_backend *be, int trans_a, int trans_b, int m, int n, int k,
+                           float alpha, const float *a, int lda, const float *b, int ldb,
+                           float beta, float *c, int ldc);
+    /* y[i] = a * x[i] + b * y[i] */
+    enum dc_status (*axpby)(struct dc_backend *be, size_t n, float a, const float *x, float b, float *y);
+    /* out[i] = x[i] * y[i] (out may alias x or y) */
+    enum dc_status (*mul)(struct dc_backend *be, size_t n, const float *x, const float *y, float *out);
+    /* y[n,c,i] += bias[c], y is [N,C,HW] */
+    enum dc_status (*bias_add)(struct dc_backend *be, float *y, const float *bias, int n, int c, int hw);
+    /* db[c] = sum over n, i of dy[n,c,i] (overwrites) */
+    enum dc_status (*bias_grad)(struct dc_backend *be, const float *dy, float *db, int n, int c, int hw);
+
+    /* ---- activations ---- */
+    enum dc_status (*relu_fwd)(struct dc_backend *be, size_t n, const float *x, float *y);
+    /* dx = dy where y > 0 else 0 (uses the output, so it works in place) */
+    enum dc_status (*relu_bwd)(struct dc_backend *be, size_t n, const float *y, const float *dy, float *dx);
+    /* Inverted dropout: mask[i] = (u >= p) / (1 - p) with u = dc_hash_uniform(seed, i);
+     * y = x * mask.  Backward is `mul` by the mask. */
+    enum dc_status (*dropout_fwd)(struct dc_backend *be, size_t n, float p, uint64_t seed,
+                                  const float *x, float *mask, float *y);
+
+    /* ---- convolution: x [N,C,H,W], w [K,C,R,S], y [N,K,P,Q]; no bias ---- */
+    enum dc_status (*conv_fwd)(struct dc_backend *be, const struct dc_conv_desc *d,
+                               const float *x, const float *w, float *y);
+    /* dx = conv^T(dy, w) (overwrites dx) */
+    enum dc_status (*conv_bwd_data)(struct dc_backend *be, const struct dc_conv_desc *d,
+                                    const float *w, const float *dy, float *dx);
+    /* dw = sum over batch of x (*) dy (overwrites dw) */
+    enum dc_status (*conv_bwd_filter)(struct dc_backend *be, const struct dc_conv_desc *d,
+                                      const float *x, const float *dy, float *dw);
+
+    /* ---- pooling: x [N,C,H,W], y [N,C,P,Q] ---- */
+    enum dc_status (*pool_fwd)(struct dc_backend *be, const struct dc_pool_desc *d,
+                               const float *x, float *y);
+    /* dx (overwritten) from dy; max pooling routes to the first maximum of x */
+    enum dc_status (*pool_bwd)(struct dc_backend *be, const struct dc_pool_desc *d,
+                               const float *x, const float *y, const float *dy, float *dx);
+
+    /* ---- batch norm: x, y [N,C,HW]; gamma, beta, running_*, save_* [C] ---- */
+    /* Training: normalise with batch statistics (biased variance), update running
+     * mean/var (unbiased variance, as PyTorch), save mean and 1/sqrt(var+eps). */
+    enum dc_status (*bn_fwd_train)(struct dc_backend *be, const struct dc_bn_desc *d, const float *x,
+                                   const float *gamma, const float *beta, float *running_mean,
+                                   float *running_var, float *y, float *save_mean, float *save_invstd);
+    enum dc_status (*bn_fwd_infer)(struct dc_backend *be, const struct dc_bn_desc *d, const float *x,
+                                   const float *gamma, const float *beta, const float *running_mean,
+                                   const float *running_var, float *y);
+    /* dx, dgamma, dbeta overwritten */
+    enum dc_status (*bn_bwd)(struct dc_backend *be, const struct dc_bn_desc *d, const float *x,
+                             const float *dy, const float *gamma, const float *save_mean,
+                             const float *save_invstd, float *dx, float *dgamma, float *dbeta);
+
+    /* ---- channel concat / split (Fire modules): a [N,CA,HW], b [N,CB,HW], out [N,CA+CB,HW] ---- */
+    enum dc_status (*concat)(struct dc_backend *be, int n, int ca, int cb, int hw,
+                             const float *a, const float *b, float *out);
+    enum dc_status (*split)(struct dc_backend *be, int n, int ca, int cb, int hw,
+                            const float *in, float *a, float *b);
+
+    /* ---- loss: logits [N,K], labels [N] int32 ---- */
+    /* dlogits = (softmax - onehot) * grad_scale; stats[0] += sum of -log p(label),
+     * stats[1] += number of rows whose arg-max equals the label.  stats lives in
+     * backend memory so a training step needs no host round trip. */
+    enum dc_status (*softmax_xent)(struct dc_backend *be, int n, int k, const float *logits,
+                                   const int32_t *labels, float grad_scale, float *dlogits,
+                                   float *stats);
+    /* pred[i] = arg-max of row i (first on ties) */
+    enum dc_status (*argmax)(struct dc_backend *be, int n, int k, const float *logits, int32_t *pred);
+
+    /* ---- optimiser ---- */
+    /* SGD with momentum (PyTorch semantics): g' = g + wd*w; v = momentum*v + g';
+     * step = nesterov ? g' + momentum*v : v; w -= lr*step.  With a mask (may be
+     * NULL) g' is masked first and w is multiplied by the mask after the step, so
+     * pruned weights stay exactly zero. */
+    enum dc_status (*sgd_update)(struct dc_backend *be, size_t n, float *w, const float *g, float *v,
+                                 const float *mask, float lr, float momentum, float wd, int nesterov);
+
+    /* ---- compression ---- */
+    /* mask[i] = |w[i]| > threshold ? 1 : 0 */
+    enum dc_status (*threshold_mask)(struct dc_backend *be, size_t n, const float *w, float threshold,
+                                     float *mask);
+    /* 1-D Lloyd k-means of the x[i] where mask[i] != 0 (mask may be NULL):
+     * centroids [M] in/out (initial values in, final out), `iters` iterations
+     * or until no assignment changes; assign[i] = nearest centroid (ties to the
+     * lower index), 0 where masked out. */
+    enum dc_status (*kmeans_1d)(struct dc_backend *be, size_t n, const float *x, const float *mask,
+                                float *centroids, int m, int iters, uint8_t *assign);
+    /* w[i] = codebook[assign[i]] * (mask ? mask[i] : 1) */
+    enum dc_status (*codebook_gather)(struct dc_backend *be, size_t n, const uint8_t *assign,
+                                      const float *codebook, const float *mask, float *w);
+    /* dcode[j] = sum of g[i] over i with assign[i] == j and mask[i] != 0 (overwrites [M]) */
+    enum dc_status (*codebook_grad)(struct dc_backend *be, size_t n, const uint8_t *assign,
+                                    const float *g, const float *mask, int m, float *dcode);
+
+    /* ---- data ---- */
+    /* out [N,C,H,W] from images u8 [*,C,H,W] at rows idx[0..N) (int32, backend memory) */
+    enum dc_status (*batch_images)(struct dc_backend *be, const struct dc_batch_desc *d,
+                                   const uint8_t *images, const int32_t *idx, float *out);
+    /* out[i] = labels[idx[i]] */
+    enum dc_status (*batch_labels)(struct dc_backend *be, int n, const uint8_t *labels,
+                                   const int32_t *idx, int32_t *out);
+
+    /* ---- reductions (result to host) ---- */
+    /* host_out[0] = sum x, host_out[1] = sum x^2, host_out[2] = count of x != 0, in double */
+    enum dc_status (*moments)(struct dc_backend *be, size_t n, const float *x, double *host_out);
+};
+
+/* One enum value per table entry, in table order, for parity tests and names. */
+enum dc_op {
+    DC_OP_ALLOC, DC_OP_RELEASE, DC_OP_UPLOAD, DC_OP_DOWNLOAD, DC_OP_COPY, DC_OP_FILL, DC_OP_SYNC,
+    DC_OP_GEMM, DC_OP_AXPBY, DC_OP_MUL, DC_OP_BIAS_ADD, DC_OP_BIAS_GRAD,
+    DC_OP_RELU_FWD, DC_OP_RELU_BWD, DC_OP_DROPOUT_FWD,
+    DC_OP_CONV_FWD, DC_OP_CONV_BWD_DATA, DC_OP_CONV_BWD_FILTER,
+    DC_OP_POOL_FWD, DC_OP_POOL_BWD,
+    DC_OP_BN_FWD_TRAIN, DC_OP_BN_FWD_INFER, DC_OP_BN_BWD,
+    DC_OP_CONCAT, DC_OP_SPLIT,
+    DC_OP_SOFTMAX_XENT, DC_OP_ARGMAX,
+    DC_OP_SGD_UPDATE,
+    DC_OP_THRESHOLD_MASK, DC_OP_KMEANS_1D, DC_OP_CODEBOOK_GATHER, DC_OP_CODEBOOK_GRAD,
+    DC_OP_BATCH_IMAGES, DC_OP_BATCH_LABELS,
+    DC_OP_MOMENTS,
+    DC_OP_COUNT
+};
+const char *dc_op_name(enum dc_op op);
+
+/* Options a backend is created with. */
+struct dc_backend_opts {
+    int threads;     /* CPU: worker threads, 0 = all cores */
+    int tf32;        /* CUDA: allow TF32 tensor-core math */
+    int device_index;
+};
+
+struct dc_backend {
+    const char *name;             /* "cpu" or "cuda" */
+    enum dc_device_kind kind;
+    struct dc_backend_ops ops;
+    struct dc_backend_opts opts;
+    void *ctx;                    /* backend-private state (handles, workspaces) */
+    char description[128];        /* e.g. "NVIDIA H100 80GB HBM3 (sm_90)" or "CPU, 2 threads, OpenBLAS" */
+};
+
+/* Create a backend by name: "cpu", "cuda", or "auto" (CUDA when the build has
+ * it and a GPU answers, else CPU after one notice on stderr). */
+enum dc_status dc_backend_create(const char *name, const struct dc_backend_opts *opts,
+                                 struct dc_backend **out);
+void dc_backend_free(struct dc_backend *be);
+
+/* Each backend's constructor (cuda returns DC_ERR_UNSUPPORTED when built without CUDA
+ * or no GPU answers; the message says which). */
+enum dc_status dc_cpu_backend_init(struct dc_backend *be);
+enum dc_status dc_cuda_backend_init(struct dc_backend *be);
+void dc_cpu_backend_shutdown(struct dc_backend *be);
+void dc_cuda_backend_shutdown(struct dc_backend *be);
+/* 1 when this build contains the CUDA backend. */
+int dc_cuda_compiled(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

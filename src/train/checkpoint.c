@@ -1,0 +1,189 @@
+/* checkpoint.c: the full training state of a network (values, momentum,
+ * pruning masks, quantization state) plus where the run stood.  Written to a
+ * temporary file, fsync'd and renamed, so a crash leaves the previous
+ * checkpoint intact and a resume loses at most one checkpoint interval. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dc/quantize.h"
+#include "dc/train.h"
+
+#define DC_CKPT_MAGIC "DCCKPT\0\1"
+#define DC_CKPT_VERSION 1u
+enum { DC_CKPT_V = 1, DC_CKPT_MASK = 2, DC_CKPT_QUANT = 4 };
+
+/* Write `bytes` of backend memory through a host bounce buffer. */
+static enum dc_status dc_ckpt_put_dev(struct dc_backend *be, FILE *f, const void *src, size_t bytes,
+                                      const char *path)
+{
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host)
+        return DC_ERROR(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", path);
+    enum dc_status s = be->ops.download(be, host, src, bytes);
+    if (s == DC_OK && fwrite(host, 1, bytes, f) != bytes)
+        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    free(host);
+    return s;
+}
+
+static enum dc_status dc_ckpt_put(FILE *f, const void *p, size_t bytes, const char *path)
+{
+    if (fwrite(p, 1, bytes, f) != bytes)
+        return DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return DC_OK;
+}
+
+static enum dc_status dc_ckpt_write_param(struct dc_backend *be, FILE *f, const struct dc_param *p,
+                                          const char *path)
+{
+    uint32_t len = (uint32_t)strlen(p->name);
+    uint64_t count = dc_param_count(p);
+    uint32_t flags = (p->trainable ? DC_CKPT_V : 0) | (p->mask ? DC_CKPT_MASK : 0) |
+                     (p->codebook ? DC_CKPT_QUANT : 0);
+    uint32_t m = p->codebook ? (uint32_t)p->m : 0;
+    DC_TRY(dc_ckpt_put(f, &len, 4, path));
+    DC_TRY(dc_ckpt_put(f, p->name, len, path));
+    DC_TRY(dc_ckpt_put(f, &count, 8, path));
+    DC_TRY(dc_ckpt_put(f, &flags, 4, path));
+    DC_TRY(dc_ckpt_put(f, &m, 4, path));
+    DC_TRY(dc_ckpt_put_dev(be, f, p->w.data, count * 4, path));
+    if (flags & DC_CKPT_V)
+        DC_TRY(dc_ckpt_put_dev(be, f, p->v.data, count * 4, path));
+    if (flags & DC_CKPT_MASK)
+        DC_TRY(dc_ckpt_put_dev(be, f, p->mask, count * 4, path));
+    if (flags & DC_CKPT_QUANT) {
+        DC_TRY(dc_ckpt_put_dev(be, f, p->assign, count, path));
+        DC_TRY(dc_ckpt_put_dev(be, f, p->codebook, m * 4, path));
+        DC_TRY(dc_ckpt_put_dev(be, f, p->vcode, m * 4, path));
+    }
+    return DC_OK;
+}
+
+enum dc_status dc_checkpoint_save(const char *path, struct dc_net *net, const struct dc_run_state *st)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    uint32_t version = DC_CKPT_VERSION, np = (uint32_t)net->nparams;
+    int32_t si = st->stage_index, ep = st->epoch;
+    enum dc_status s = dc_ckpt_put(f, DC_CKPT_MAGIC, 8, tmp);
+    if (s == DC_OK) s = dc_ckpt_put(f, &version, 4, tmp);
+    if (s == DC_OK) s = dc_ckpt_put(f, &si, 4, tmp);
+    if (s == DC_OK) s = dc_ckpt_put(f, &ep, 4, tmp);
+    if (s == DC_OK) s = dc_ckpt_put(f, &st->seed, 8, tmp);
+    if (s == DC_OK) s = dc_ckpt_put(f, &np, 4, tmp);
+    for (int i = 0; s == DC_OK && i < net->nparams; i++)
+        s = dc_ckpt_write_param(net->be, f, net->params[i], tmp);
+    if (s == DC_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        s = DC_ERROR(DC_ERR_IO, "%s: flush failed: %s", tmp, strerror(errno));
+    if (fclose(f) != 0 && s == DC_OK)
+        s = DC_ERROR(DC_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
+    if (s == DC_OK && rename(tmp, path) != 0)
+        s = DC_ERROR(DC_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+    if (s != DC_OK)
+        remove(tmp);
+    return s;
+}
+
+struct dc_ckpt_reader {
+    FILE *f;
+    const char *path;
+    const char *param; /* for messages */
+};
+
+static enum dc_status dc_ckpt_get(struct dc_ckpt_reader *r, void *p, size_t bytes, const char *field)
+{
+    if (fread(p, 1, bytes, r->f) != bytes)
+        return DC_ERROR(DC_ERR_FORMAT, "%s: truncated checkpoint at %s%s%s (re-run without --resume)", r->path,
+                        r->param ? r->param : "", r->param ? " " : "", field);
+    return DC_OK;
+}
+
+static enum dc_status dc_ckpt_get_dev(struct dc_ckpt_reader *r, struct dc_backend *be, void **dst,
+                                      size_t bytes, const char *field)
+{
+    if (!*dst)
+        DC_TRY(be->ops.alloc(be, dst, bytes ? bytes : 1));
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host)
+        return DC_ERROR(DC_ERR_NOMEM, "%s: out of memory reading the checkpoint", r->path);
+    enum dc_status s = dc_ckpt_get(r, host, bytes, field);
+    if (s == DC_OK)
+        s = be->ops.upload(be, *dst, host, bytes);
+    free(host);
+    return s;
+}
+
+static enum dc_status dc_ckpt_read_param(struct dc_ckpt_reader *r, struct dc_backend *be, struct dc_param *p)
+{
+    uint32_t len, flags, m;
+    uint64_t count;
+    char name[64];
+    r->param = p->name;
+    DC_TRY(dc_ckpt_get(r, &len, 4, "name length"));
+    if (len >= sizeof name)
+        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter name of %u bytes where %s was expected", r->path, len, p->name);
+    DC_TRY(dc_ckpt_get(r, name, len, "name"));
+    name[len] = '\0';
+    if (strcmp(name, p->name) != 0)
+        return DC_ERROR(DC_ERR_FORMAT, "%s: holds parameter '%s' where the network has '%s' (checkpoint of another config?)",
+                        r->path, name, p->name);
+    DC_TRY(dc_ckpt_get(r, &count, 8, "count"));
+    DC_TRY(dc_ckpt_get(r, &flags, 4, "flags"));
+    DC_TRY(dc_ckpt_get(r, &m, 4, "codebook size"));
+    if (count != dc_param_count(p) || m > 256 || ((flags & DC_CKPT_V) != 0) != (p->trainable != 0))
+        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s has %llu values (flags %u) but the network has %zu",
+                        r->path, p->name, (unsigned long long)count, flags, dc_param_count(p));
+    DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->w.data, count * 4, "values"));
+    if (flags & DC_CKPT_V)
+        DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->v.data, count * 4, "momentum"));
+    if (flags & DC_CKPT_MASK)
+        DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->mask, count * 4, "mask"));
+    if (flags & DC_CKPT_QUANT) {
+        if (p->codebook && p->m != (int)m)
+            dc_quantize_release(be, p);
+        p->m = (int)m;
+        DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->assign, count, "cluster indices"));
+        DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->codebook, m * 4, "codebook"));
+        DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->vcode, m * 4, "codebook momentum"));
+        if (!p->dcode)
+            DC_TRY(be->ops.alloc(be, (void **)&p->dcode, m * 4));
+    }
+    r->param = NULL;
+    return DC_OK;
+}
+
+enum dc_status dc_checkpoint_load(const char *path, struct dc_net *net, struct dc_run_state *st)
+{
+    struct dc_ckpt_reader r = {.f = fopen(path, "rb"), .path = path};
+    if (!r.f)
+        return DC_ERROR(DC_ERR_IO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    char magic[8];
+    uint32_t version = 0, np = 0;
+    int32_t si = 0, ep = 0;
+    enum dc_status s = dc_ckpt_get(&r, magic, 8, "magic");
+    if (s == DC_OK && memcmp(magic, DC_CKPT_MAGIC, 8) != 0)
+        s = DC_ERROR(DC_ERR_FORMAT, "%s: not a dctrain checkpoint (wrong magic)", path);
+    if (s == DC_OK) s = dc_ckpt_get(&r, &version, 4, "version");
+    if (s == DC_OK && version != DC_CKPT_VERSION)
+        s = DC_ERROR(DC_ERR_FORMAT, "%s: checkpoint version %u, this build reads %u", path, version, DC_CKPT_VERSION);
+    if (s == DC_OK) s = dc_ckpt_get(&r, &si, 4, "stage");
+    if (s == DC_OK) s = dc_ckpt_get(&r, &ep, 4, "epoch");
+    if (s == DC_OK) s = dc_ckpt_get(&r, &st->seed, 8, "seed");
+    if (s == DC_OK) s = dc_ckpt_get(&r, &np, 4, "parameter count");
+    if (s == DC_OK && np != (uint32_t)net->nparams)
+        s = DC_ERROR(DC_ERR_FORMAT, "%s: holds %u parameters, the network has %d (checkpoint of another config?)",
+                     path, np, net->nparams);
+    for (int i = 0; s == DC_OK && i < net->nparams; i++)
+        s = dc_ckpt_read_param(&r, net->be, net->params[i]);
+    fclose(r.f);
+    st->stage_index = si;
+    st->epoch = ep;
+    return s;
+}

@@ -1,0 +1,204 @@
+/* job.c: runs the stages a config names, in order, each resumable from the
+ * checkpoint written after every epoch; keeps summary.json and metrics.csv
+ * current so an interrupted run still leaves its figures. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dc/log.h"
+#include "job_internal.h"
+
+static const char *const dc_dataset_names[] = {"mnist", "cifar10"};
+
+static void dc_job_plan(struct dc_job *job)
+{
+    const struct dc_config *c = &job->cfg;
+    job->nstages = 0;
+    if (c->epochs > 0 && !job->opts->init)
+        job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_TRAIN, "train", 0};
+    for (int r = 1; c->has_prune && r <= c->prune_rounds && job->nstages < DC_JOB_MAX_STAGES - 2; r++) {
+        struct dc_stage st = {DC_STAGE_PRUNE, "", r};
+        snprintf(st.name, sizeof st.name, "prune-%d", r);
+        job->stages[job->nstages++] = st;
+    }
+    if (c->has_quantize)
+        job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_QUANTIZE, "quantize", 0};
+    if (c->has_encode)
+        job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_ENCODE, "encode", 0};
+}
+
+static enum dc_status dc_mkdirs(const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return DC_ERROR(DC_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return DC_ERROR(DC_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
+    return DC_OK;
+}
+
+struct dc_phase_ctx {
+    struct dc_job *job;
+};
+
+static enum dc_status dc_job_on_epoch(void *user, const struct dc_epoch_report *r)
+{
+    struct dc_job *job = user;
+    DC_TRY(dc_metrics_row(job->metrics, r));
+    int every = job->cfg.checkpoint_every > 0 ? job->cfg.checkpoint_every : 1;
+    if (r->epoch % every == 0 || r->epoch == r->epochs)
+        DC_TRY(dc_job_checkpoint(job, job->stage_index, r->epoch));
+    return DC_OK;
+}
+
+enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last)
+{
+    return dc_train_phase(job->net, &job->dd, &job->cfg, ph, start_epoch, dc_job_on_epoch, job, last);
+}
+
+enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
+{
+    struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed};
+    return dc_checkpoint_save(job->ckpt_path, job->net, &st);
+}
+
+static enum dc_status dc_job_stage_train(struct dc_job *job, int start_epoch, char *rec, size_t len)
+{
+    struct dc_phase ph = {.stage = "train", .epochs = job->cfg.epochs, .lr = job->cfg.lr,
+                          .schedule = job->cfg.schedule};
+    struct dc_eval ev = {0};
+    double t0 = dc_time_now();
+    DC_TRY(dc_job_phase(job, &ph, start_epoch, &ev));
+    snprintf(rec, len,
+             "{\"stage\": \"train\", \"epochs\": %d, \"seconds\": %.3f, \"test_accuracy\": %.6f, "
+             "\"test_loss\": %.6f}",
+             job->cfg.epochs, dc_time_now() - t0, ev.accuracy, ev.loss);
+    return DC_OK;
+}
+
+static enum dc_status dc_job_run_stages(struct dc_job *job, int first, int start_epoch)
+{
+    int last = job->opts->stop_after > 0 && job->opts->stop_after < job->nstages ? job->opts->stop_after
+                                                                                  : job->nstages;
+    for (int i = first; i < last; i++) {
+        const struct dc_stage *st = &job->stages[i];
+        int e0 = i == first ? start_epoch : 0;
+        char rec[16384];
+        job->stage_index = i;
+        dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 ? " (resumed)" : "");
+        switch (st->kind) {
+        case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0, rec, sizeof rec)); break;
+        case DC_STAGE_PRUNE: DC_TRY(dc_job_stage_prune(job, st, e0, rec, sizeof rec)); break;
+        case DC_STAGE_QUANTIZE: DC_TRY(dc_job_stage_quantize(job, e0, rec, sizeof rec)); break;
+        case DC_STAGE_ENCODE: DC_TRY(dc_job_stage_encode(job, rec, sizeof rec)); break;
+        }
+        DC_TRY(dc_summary_add_stage(&job->summary, rec));
+        DC_TRY(dc_summary_write(&job->summary));
+        DC_TRY(dc_job_checkpoint(job, i + 1, 0));
+    }
+    return DC_OK;
+}
+
+static enum dc_status dc_job_setup(struct dc_job *job)
+{
+    const struct dc_job_opts *o = job->opts;
+    DC_TRY(dc_config_load(o->config_path, o->sets, o->nsets, &job->cfg));
+    struct dc_config *c = &job->cfg;
+    if (o->out_dir) {
+        snprintf(job->out_dir, sizeof job->out_dir, "%s", o->out_dir);
+    } else {
+        const char *base = strrchr(o->config_path, '/');
+        base = base ? base + 1 : o->config_path;
+        snprintf(job->out_dir, sizeof job->out_dir, "runs/%.*s", (int)strcspn(base, "."), base);
+    }
+    DC_TRY(dc_mkdirs(job->out_dir));
+    snprintf(job->ckpt_path, sizeof job->ckpt_path, "%s/checkpoint.bin", job->out_dir);
+    struct dc_backend_opts bo = {.threads = c->threads, .tf32 = c->tf32};
+    DC_TRY(dc_backend_create(o->device ? o->device : c->device, &bo, &job->be));
+    dc_info("device: %s", job->be->description);
+    double t0 = dc_time_now();
+    DC_TRY(dc_data_load(c, &job->data));
+    dc_info("data: %s from %s: %d train, %d test images (%.1fs)", dc_dataset_names[c->dataset], c->data_dir,
+            job->data.train.count, job->data.test.count, dc_time_now() - t0);
+    DC_TRY(dc_device_data_init(job->be, &job->data, &job->dd));
+    const struct dc_dataset *tr = &job->data.train;
+    DC_TRY(dc_net_create(job->be, c, tr->c, tr->h, tr->w, job->data.classes, c->batch, c->seed, &job->net));
+    struct dc_summary *sm = &job->summary;
+    snprintf(sm->out_dir, sizeof sm->out_dir, "%s", job->out_dir);
+    snprintf(sm->config, sizeof sm->config, "%s", o->config_path);
+    const char *base = strrchr(o->config_path, '/');
+    base = base ? base + 1 : o->config_path;
+    snprintf(sm->model, sizeof sm->model, "%.*s", (int)strcspn(base, "."), base);
+    snprintf(sm->dataset, sizeof sm->dataset, "%s", dc_dataset_names[c->dataset]);
+    snprintf(sm->device, sizeof sm->device, "%s", job->be->description);
+    sm->params = dc_net_param_count(job->net);
+    dc_info("model: %s, %zu parameters, %d layers", sm->model, sm->params, job->net->nlayers);
+    dc_job_plan(job);
+    return DC_OK;
+}
+
+static void dc_job_teardown(struct dc_job *job)
+{
+    if (job->metrics)
+        fclose(job->metrics);
+    dc_summary_free(&job->summary);
+    if (job->net)
+        dc_net_free(job->net);
+    dc_device_data_free(&job->dd);
+    dc_data_free(&job->data);
+    if (job->be)
+        dc_backend_free(job->be);
+    dc_config_free(&job->cfg);
+}
+
+enum dc_status dc_job_run(const struct dc_job_opts *opts)
+{
+    struct dc_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return DC_ERROR(DC_ERR_NOMEM, "out of memory");
+    job->opts = opts;
+    enum dc_status s = dc_job_setup(job);
+    int first = 0, start_epoch = 0;
+    if (s == DC_OK && opts->resume) {
+        struct dc_run_state st;
+        s = dc_checkpoint_load(opts->resume, job->net, &st);
+        if (s == DC_OK && (st.stage_index < 0 || st.stage_index > job->nstages))
+            s = DC_ERROR(DC_ERR_FORMAT, "%s: stage %d is not in this config's %d stages", opts->resume,
+                         st.stage_index, job->nstages);
+        if (s == DC_OK) {
+            first = st.stage_index;
+            start_epoch = st.epoch;
+            dc_info("resuming %s at stage %d, after epoch %d", opts->resume, first + 1, start_epoch);
+            s = dc_summary_restore(&job->summary, first);
+        }
+    } else if (s == DC_OK && opts->init) {
+        struct dc_run_state st;
+        s = dc_checkpoint_load(opts->init, job->net, &st);
+        if (s == DC_OK)
+            dc_info("initial weights from %s", opts->init);
+    }
+    if (s == DC_OK)
+        s = dc_metrics_open(job->out_dir, opts->resume != NULL, &job->metrics);
+    if (s == DC_OK && opts->sensitivity)
+        s = dc_job_sensitivity(job);
+    else if (s == DC_OK) {
+        s = dc_summary_write(&job->summary);
+        if (s == DC_OK)
+            s = dc_job_run_stages(job, first, start_epoch);
+        if (s == DC_OK)
+            dc_info("done: %s/summary.json", job->out_dir);
+    }
+    dc_job_teardown(job);
+    free(job);
+    return s;
+}

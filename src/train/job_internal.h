@@ -1,0 +1,48 @@
+/* job_internal.h: state shared by the stage runners of a dctrain job. */
+#ifndef DC_JOB_INTERNAL_H
+#define DC_JOB_INTERNAL_H
+
+#include <stdio.h>
+
+#include "dc/data.h"
+#include "dc/job.h"
+#include "dc/train.h"
+#include "job_summary.h"
+
+enum dc_stage_kind { DC_STAGE_TRAIN, DC_STAGE_PRUNE, DC_STAGE_QUANTIZE, DC_STAGE_ENCODE };
+
+struct dc_stage {
+    enum dc_stage_kind kind;
+    char name[32];  /* "train", "prune-2", "quantize", "encode" */
+    int round;      /* prune round, 1-based */
+};
+
+struct dc_job {
+    const struct dc_job_opts *opts;
+    struct dc_config cfg;
+    struct dc_backend *be;
+    struct dc_data data;
+    struct dc_device_data dd;
+    struct dc_net *net;
+    struct dc_summary summary;
+    FILE *metrics;
+    char out_dir[512];
+    char ckpt_path[600];
+    int nstages;
+    struct dc_stage stages[DC_JOB_MAX_STAGES];
+    int stage_index;  /* the stage running now (for checkpoints) */
+};
+
+/* Train a phase with metrics rows and checkpoints; `start_epoch` > 0 resumes. */
+enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last);
+/* Checkpoint: the run continues at (stage_index, epoch). */
+enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch);
+
+/* Compression stages (job_compress.c). start_epoch > 0 means resumed mid-stage. */
+enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st, int start_epoch, char *rec, size_t len);
+enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *rec, size_t len);
+enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len);
+/* Per-layer pruning sensitivity scan (job_sensitivity.c). */
+enum dc_status dc_job_sensitivity(struct dc_job *job);
+
+#endif
