@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One training epoch of LeNet-300-100 and LeNet-5 on MNIST, ours and PyTorch's
+# (Debian python3-torch) on the CPU, same model, batch size and thread count,
+# in one run; prints the ratio and writes bench/results/train_cpu_<date>.md.
+#   bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"; root="$(dirname "$here")"
+build="${1:-$root/build}"; threads="${2:-$(nproc)}"; epochs="${3:-2}"
+py=/usr/bin/python3
+"$py" -c 'import torch' 2>/dev/null || { echo "needs Debian python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+cd "$root"
+out="$here/results/train_cpu_$(date +%Y-%m-%d).md"
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+{
+  echo "# Training epoch time on the CPU: deepcompress vs PyTorch"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "- machine: $cpu, $(nproc) cores; threads used: $threads"
+  echo "- peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)') (Debian python3-torch), data pre-normalised in memory"
+  echo "- command: bench/train_cpu.sh $build $threads $epochs (best of $epochs epochs each, training steps only)"
+  echo
+  echo "| model | batch | ours s/epoch | PyTorch s/epoch | ours img/s | PyTorch img/s | speed ratio (ours/PyTorch) |"
+  echo "|---|---|---|---|---|---|---|"
+} > "$out.tmp"
+for m in lenet300 lenet5; do
+  cfg="configs/${m}_mnist.ini"
+  batch=$(awk -F= '/^\[train\]/{t=1} /^\[/{if($0!~/train/)t=0} t&&$1~/^ *batch *$/{gsub(/ /,"",$2);print $2}' "$cfg")
+  ours=$("$build/bench_train" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads")
+  peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_train.py" --model "$m" --data data/mnist \
+         --batch "$batch" --threads "$threads" --epochs "$epochs")
+  echo "ours: $ours"; echo "peer: $peer"
+  "$py" - "$m" "$batch" "$ours" "$peer" >> "$out.tmp" <<'PY'
+import json, sys
+m, b, o, p = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print(f"| {m} | {b} | {o['epoch_seconds_best']:.2f} | {p['epoch_seconds_best']:.2f} | "
+      f"{o['images_per_second']:.0f} | {p['images_per_second']:.0f} | "
+      f"{p['epoch_seconds_best'] / o['epoch_seconds_best']:.2f}x |")
+PY
+done
+mv "$out.tmp" "$out"
+cat "$out"

@@ -1,0 +1,186 @@
+/* config.c: dc_config_load and dc_config_parse_net.  Reads the INI, checks the
+ * section list, writes the --set overrides into the INI (so an overridden value
+ * goes through exactly the checks a file value does and its errors name the
+ * override), then builds the typed config from the tables in config_keys.c. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_internal.h"
+
+enum dc_status cfg_fail(const struct dc_ini *ini, const struct dc_ini_section *s,
+                        const struct dc_ini_entry *e, const char *key, const char *fmt, ...)
+{
+    char reason[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (e && e->source)
+        return DC_ERROR(DC_ERR_CONFIG, "--set %s: %s", e->source, reason);
+    if (!e && s->source && key)
+        return DC_ERROR(DC_ERR_CONFIG, "--set %s: [%s] %s: %s", s->source, s->name, key, reason);
+    int line = e ? e->line : s->line;
+    if (key)
+        return DC_ERROR(DC_ERR_CONFIG, "%s:%d: [%s] %s: %s", ini->origin, line, s->name, key, reason);
+    return DC_ERROR(DC_ERR_CONFIG, "%s:%d: [%s]: %s", ini->origin, line, s->name, reason);
+}
+
+/* Every section is known; global sections appear at most once. */
+static enum dc_status check_sections(const struct dc_ini *ini, int allow_global)
+{
+    for (int i = 0; i < ini->nsections; i++) {
+        const struct dc_ini_section *s = &ini->sections[i];
+        if (cfg_layer_type(s->name) >= 0)
+            continue;
+        if (!cfg_global_section(s->name))
+            return cfg_fail(ini, s, NULL, NULL,
+                            "unknown section; use data, train, prune, quantize, encode, or a layer: "
+                            "conv, fc, maxpool, avgpool, relu, batchnorm, dropout, fire");
+        if (!allow_global)
+            return cfg_fail(ini, s, NULL, NULL, "not a layer section; a network description holds only layers");
+        for (int j = 0; j < i; j++)
+            if (strcmp(ini->sections[j].name, s->name) == 0)
+                return cfg_fail(ini, s, NULL, NULL, "section repeated (first at line %d); merge the two",
+                                ini->sections[j].line);
+    }
+    return DC_OK;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* The section an override's target names: a global section (created when the
+ * file has none, which switches that stage on) or a layer by name. */
+static enum dc_status override_target(struct dc_ini *ini, const char *ov, const char *target, int *index)
+{
+    if (cfg_global_section(target)) {
+        for (int i = 0; i < ini->nsections; i++)
+            if (strcmp(ini->sections[i].name, target) == 0) {
+                *index = i;
+                return DC_OK;
+            }
+        return dc_ini_add_section(ini, target, 0, ov, index);
+    }
+    char names[DC_MAX_LAYERS][DC_NAME_LEN];
+    int secs[DC_MAX_LAYERS];
+    int n = cfg_layer_names(ini, names, secs, DC_MAX_LAYERS);
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], target) == 0) {
+            *index = secs[i];
+            return DC_OK;
+        }
+    char list[200] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len < sizeof list - 40; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    if (n > 0 && len >= sizeof list - 40)
+        snprintf(list + len, sizeof list - len, ", ...");
+    return DC_ERROR(DC_ERR_CONFIG,
+                    "--set %s: no section or layer named '%s'; use data, train, prune, quantize, encode "
+                    "or a layer name (%s)",
+                    ov, target, list);
+}
+
+enum dc_status cfg_apply_overrides(struct dc_ini *ini, const char *const *overrides, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *ov = overrides[i];
+        char buf[1024];
+        if (strlen(ov) >= sizeof buf)
+            return DC_ERROR(DC_ERR_CONFIG, "--set %.60s...: longer than %zu characters", ov, sizeof buf - 1);
+        memcpy(buf, ov, strlen(ov) + 1);
+        char *eq = strchr(buf, '=');
+        char *dot = strchr(buf, '.');
+        if (!eq || !dot || dot > eq)
+            return DC_ERROR(DC_ERR_CONFIG,
+                            "--set %s: expected section.key=value (e.g. train.lr=0.05) or layer.key=value "
+                            "(e.g. fc1.prune=1.5)",
+                            ov);
+        *dot = *eq = '\0';
+        char *target = trim(buf), *key = trim(dot + 1), *value = trim(eq + 1);
+        if (!*target || !*key)
+            return DC_ERROR(DC_ERR_CONFIG, "--set %s: expected section.key=value with both names non-empty", ov);
+        int index = -1;
+        DC_TRY(override_target(ini, ov, target, &index));
+        DC_TRY(dc_ini_set(&ini->sections[index], key, value, 0, ov));
+    }
+    return DC_OK;
+}
+
+static enum dc_status build_globals(const struct dc_ini *ini, struct dc_config *cfg)
+{
+    for (int g = 0; g < cfg_nglobal_sections; g++)
+        cfg_set_defaults(&cfg_global_sections[g], cfg);
+    int has_data = 0;
+    for (int i = 0; i < ini->nsections; i++) {
+        const struct dc_ini_section *s = &ini->sections[i];
+        const struct cfg_section *g = cfg_global_section(s->name);
+        if (!g)
+            continue;
+        uint64_t given = 0;
+        DC_TRY(cfg_apply(ini, s, g, cfg, &given));
+        has_data |= strcmp(g->name, "data") == 0;
+        cfg->has_prune |= strcmp(g->name, "prune") == 0;
+        cfg->has_quantize |= strcmp(g->name, "quantize") == 0;
+        cfg->has_encode |= strcmp(g->name, "encode") == 0;
+    }
+    if (!has_data)
+        return DC_ERROR(DC_ERR_CONFIG, "%s: no [data] section; add one with set = mnist|cifar10 and dir = PATH",
+                        ini->origin);
+    return DC_OK;
+}
+
+/* The common tail of both entry points: layers and net_text when all went
+ * well so far, then the INI is freed either way. */
+static enum dc_status finish_layers(struct dc_ini *ini, struct dc_config *out, enum dc_status st)
+{
+    if (st == DC_OK)
+        st = cfg_build_layers(ini, out);
+    if (st == DC_OK)
+        st = cfg_emit_net(out);
+    dc_ini_free(ini);
+    if (st != DC_OK)
+        dc_config_free(out);
+    return st;
+}
+
+enum dc_status dc_config_load(const char *path, const char *const *overrides, int noverrides,
+                              struct dc_config *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", path);
+    struct dc_ini ini;
+    DC_TRY(dc_ini_load(path, &ini));
+    enum dc_status st = check_sections(&ini, 1);
+    if (st == DC_OK)
+        st = cfg_apply_overrides(&ini, overrides, noverrides);
+    if (st == DC_OK)
+        st = build_globals(&ini, out);
+    return finish_layers(&ini, out, st);
+}
+
+enum dc_status dc_config_parse_net(const char *text, const char *origin, struct dc_config *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->path, sizeof out->path, "%s", origin);
+    for (int g = 0; g < cfg_nglobal_sections; g++)
+        cfg_set_defaults(&cfg_global_sections[g], out);
+    struct dc_ini ini;
+    DC_TRY(dc_ini_parse(text, origin, &ini));
+    return finish_layers(&ini, out, check_sections(&ini, 0));
+}
+
+void dc_config_free(struct dc_config *cfg)
+{
+    free(cfg->net_text);
+    cfg->net_text = NULL;
+}
