@@ -17,4 +17,21 @@ enum dc_status dc_quantize_step(struct dc_backend *be, struct dc_param *p, float
 /* Release the quantization state of p (keeps p->w as it is). */
 void dc_quantize_release(struct dc_backend *be, struct dc_param *p);
 
+/* Initial centroids [m] (host) for the x[i] (host [n]) where mask (host [n],
+ * may be NULL) != 0: linear = evenly from min to max; density = quantiles
+ * (i + 0.5) / m of the values; random = m values drawn with the seed (Forgy),
+ * sorted.  All zero when no value survives. */
+enum dc_status dc_kmeans_init_centroids(const float *x, const float *mask, size_t n, int m,
+                                        enum dc_kmeans_init init, uint64_t seed, float *centroids);
+/* Bits for p: cfg->layers[p->cfg_index].bits when > 0, else bits_conv or bits_fc. */
+int dc_quantize_bits(const struct dc_config *cfg, const struct dc_param *p);
+struct dc_net;
+/* Quantize every prunable parameter of the net's layers (bits per dc_quantize_bits,
+ * init and iterations from cfg, seed mixed with the parameter index). */
+enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg);
+/* Re-create quantization state from decoded values: codebook (host [m]) and
+ * assign (host [count], 0 where pruned); p->w is left as it is. */
+enum dc_status dc_quantize_restore(struct dc_backend *be, struct dc_param *p, int m, const float *codebook,
+                                   const uint8_t *assign);
+
 #endif

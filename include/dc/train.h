@@ -44,7 +44,7 @@ struct dc_phase {
 /* Progress of a run, saved in checkpoints. */
 struct dc_run_state {
     int stage_index;     /* index of the stage in the job's stage list */
-    int epoch;           /* epochs completed in this stage */
+    int epoch;           /* epochs completed in this stage; -1: stage not started */
     uint64_t seed;
 };
 
@@ -57,7 +57,9 @@ struct dc_epoch_report {
     int epoch;           /* 1-based */
     int epochs;
     float lr;
-    double train_loss, train_accuracy, test_loss, test_accuracy, seconds;
+    double train_loss, train_accuracy, test_loss, test_accuracy;
+    double seconds;       /* the whole epoch, evaluation included */
+    double train_seconds; /* the training steps alone (what benchmarks compare) */
 };
 typedef enum dc_status (*dc_epoch_fn)(void *user, const struct dc_epoch_report *r);
 

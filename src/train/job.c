@@ -63,7 +63,9 @@ static enum dc_status dc_job_on_epoch(void *user, const struct dc_epoch_report *
 
 enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last)
 {
-    return dc_train_phase(job->net, &job->dd, &job->cfg, ph, start_epoch, dc_job_on_epoch, job, last);
+    DC_TRY(dc_train_phase(job->net, &job->dd, &job->cfg, ph, start_epoch, dc_job_on_epoch, job, last));
+    /* no epoch ran (none asked, or resumed at the end): the record still needs figures */
+    return start_epoch >= ph->epochs && last ? dc_evaluate(job->net, &job->dd, last) : DC_OK;
 }
 
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
@@ -92,19 +94,20 @@ static enum dc_status dc_job_run_stages(struct dc_job *job, int first, int start
                                                                                   : job->nstages;
     for (int i = first; i < last; i++) {
         const struct dc_stage *st = &job->stages[i];
-        int e0 = i == first ? start_epoch : 0;
+        /* e0 < 0: the stage has not started (its setup, e.g. pruning, still to do) */
+        int e0 = i == first ? start_epoch : -1;
         char rec[16384];
         job->stage_index = i;
-        dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 ? " (resumed)" : "");
+        dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 >= 0 ? " (resumed)" : "");
         switch (st->kind) {
-        case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0, rec, sizeof rec)); break;
+        case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0 > 0 ? e0 : 0, rec, sizeof rec)); break;
         case DC_STAGE_PRUNE: DC_TRY(dc_job_stage_prune(job, st, e0, rec, sizeof rec)); break;
         case DC_STAGE_QUANTIZE: DC_TRY(dc_job_stage_quantize(job, e0, rec, sizeof rec)); break;
         case DC_STAGE_ENCODE: DC_TRY(dc_job_stage_encode(job, rec, sizeof rec)); break;
         }
         DC_TRY(dc_summary_add_stage(&job->summary, rec));
         DC_TRY(dc_summary_write(&job->summary));
-        DC_TRY(dc_job_checkpoint(job, i + 1, 0));
+        DC_TRY(dc_job_checkpoint(job, i + 1, -1));
     }
     return DC_OK;
 }
@@ -168,7 +171,7 @@ enum dc_status dc_job_run(const struct dc_job_opts *opts)
         return DC_ERROR(DC_ERR_NOMEM, "out of memory");
     job->opts = opts;
     enum dc_status s = dc_job_setup(job);
-    int first = 0, start_epoch = 0;
+    int first = 0, start_epoch = -1;
     if (s == DC_OK && opts->resume) {
         struct dc_run_state st;
         s = dc_checkpoint_load(opts->resume, job->net, &st);

@@ -35,10 +35,11 @@ struct dc_job {
 
 /* Train a phase with metrics rows and checkpoints; `start_epoch` > 0 resumes. */
 enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last);
-/* Checkpoint: the run continues at (stage_index, epoch). */
+/* Checkpoint: the run continues at (stage_index, epoch); epoch -1 = stage not started. */
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch);
 
-/* Compression stages (job_compress.c). start_epoch > 0 means resumed mid-stage. */
+/* Compression stages (job_compress.c). start_epoch < 0: a fresh stage (do its
+ * setup: prune, cluster); >= 0: resumed after that many retraining epochs. */
 enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st, int start_epoch, char *rec, size_t len);
 enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *rec, size_t len);
 enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len);

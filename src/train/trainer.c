@@ -144,6 +144,7 @@ enum dc_status dc_train_phase(struct dc_net *net, struct dc_device_data *dd, con
         s = dc_shuffle_epoch(dd, host_perm, eseed);
         if (s == DC_OK)
             s = dc_train_epoch(net, dd, cfg, ph, epoch, eseed, &rep);
+        rep.train_seconds = dc_time_now() - t0;
         if (s == DC_OK)
             s = dc_evaluate(net, dd, &ev);
         if (s != DC_OK)

@@ -1,0 +1,147 @@
+/* cuda_elementwise.cu: per-element kernels of the CUDA backend (ReLU,
+ * dropout, channel concat/split for Fire modules, the fused masked SGD update,
+ * the pruning mask).  Arithmetic uses the _rn intrinsics where the CPU
+ * reference does a separate multiply and add, so the compiler cannot fuse
+ * them and both backends round the same way.
+ *
+ * Legend: N batch, C channels (CA, CB the two halves), HW spatial size. */
+#include "dc/rng.h"
+
+#include "cuda_internal.h"
+
+static __global__ void k_relu_fwd(size_t n, const float *x, float *y)
+{
+    DC_CUDA_FOR(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+extern "C" enum dc_status dc_cuda_relu_fwd(struct dc_backend *be, size_t n, const float *x, float *y)
+{
+    if (n == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_relu_fwd, n, dc_cuda_ctx_of(be)->stream, n, x, y);
+    return DC_OK;
+}
+
+static __global__ void k_relu_bwd(size_t n, const float *y, const float *dy, float *dx)
+{
+    DC_CUDA_FOR(i, n) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+extern "C" enum dc_status dc_cuda_relu_bwd(struct dc_backend *be, size_t n, const float *y, const float *dy,
+                                           float *dx)
+{
+    if (n == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_relu_bwd, n, dc_cuda_ctx_of(be)->stream, n, y, dy, dx);
+    return DC_OK;
+}
+
+/* The same counter hash as the CPU, so masks agree bit for bit. */
+static __global__ void k_dropout_fwd(size_t n, float p, float keep, uint64_t seed, const float *x,
+                                     float *mask, float *y)
+{
+    DC_CUDA_FOR(i, n)
+    {
+        float m = dc_hash_uniform(seed, i) >= p ? keep : 0.0f;
+        mask[i] = m;
+        y[i] = x[i] * m;
+    }
+}
+
+extern "C" enum dc_status dc_cuda_dropout_fwd(struct dc_backend *be, size_t n, float p, uint64_t seed,
+                                              const float *x, float *mask, float *y)
+{
+    if (!(p >= 0.0f && p < 1.0f))
+        return DC_ERROR(DC_ERR_ARG, "dropout: probability %g is outside [0, 1)", (double)p);
+    if (n == 0)
+        return DC_OK;
+    const float keep = 1.0f / (1.0f - p); /* on the host, as the CPU does */
+    DC_CUDA_LAUNCH_N(k_dropout_fwd, n, dc_cuda_ctx_of(be)->stream, n, p, keep, seed, x, mask, y);
+    return DC_OK;
+}
+
+/* One thread per element of the joined tensor [N,CA+CB,HW]; to_joined picks
+ * the direction (concat writes it, split reads it). */
+static __global__ void k_concat_split(size_t total, size_t sa, size_t sb, float *a, float *b, float *joined,
+                                      int to_joined)
+{
+    const size_t s = sa + sb;
+    DC_CUDA_FOR(i, total)
+    {
+        size_t img = i / s, off = i % s;
+        float *part = off < sa ? a + img * sa + off : b + img * sb + (off - sa);
+        if (to_joined)
+            joined[i] = *part;
+        else
+            *part = joined[i];
+    }
+}
+
+extern "C" enum dc_status dc_cuda_concat(struct dc_backend *be, int n, int ca, int cb, int hw,
+                                         const float *a, const float *b, float *out)
+{
+    size_t sa = (size_t)ca * hw, sb = (size_t)cb * hw, total = (size_t)n * (sa + sb);
+    if (total == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_concat_split, total, dc_cuda_ctx_of(be)->stream, total, sa, sb, (float *)a, (float *)b,
+                     out, 1);
+    return DC_OK;
+}
+
+extern "C" enum dc_status dc_cuda_split(struct dc_backend *be, int n, int ca, int cb, int hw,
+                                        const float *in, float *a, float *b)
+{
+    size_t sa = (size_t)ca * hw, sb = (size_t)cb * hw, total = (size_t)n * (sa + sb);
+    if (total == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_concat_split, total, dc_cuda_ctx_of(be)->stream, total, sa, sb, a, b, (float *)in, 0);
+    return DC_OK;
+}
+
+/* PyTorch's SGD, one pass over w, g, v (and the mask); the operation order
+ * is the CPU reference's, without fused multiply-adds. */
+static __global__ void k_sgd_update(size_t n, float *w, const float *g, float *v, const float *mask,
+                                    float lr, float momentum, float wd, int nesterov)
+{
+    DC_CUDA_FOR(i, n)
+    {
+        float wi = w[i];
+        float gi = __fadd_rn(g[i], __fmul_rn(wd, wi));
+        if (mask)
+            gi = __fmul_rn(gi, mask[i]);
+        float step = gi;
+        if (v) {
+            float vi = __fadd_rn(__fmul_rn(momentum, v[i]), gi);
+            v[i] = vi;
+            step = nesterov ? __fadd_rn(gi, __fmul_rn(momentum, vi)) : vi;
+        }
+        wi = __fsub_rn(wi, __fmul_rn(lr, step));
+        w[i] = mask ? __fmul_rn(wi, mask[i]) : wi;
+    }
+}
+
+extern "C" enum dc_status dc_cuda_sgd_update(struct dc_backend *be, size_t n, float *w, const float *g,
+                                             float *v, const float *mask, float lr, float momentum,
+                                             float wd, int nesterov)
+{
+    if (!v && momentum != 0.0f)
+        return DC_ERROR(DC_ERR_ARG, "sgd_update: momentum %g needs a velocity buffer", (double)momentum);
+    if (n == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_sgd_update, n, dc_cuda_ctx_of(be)->stream, n, w, g, v, mask, lr, momentum, wd, nesterov);
+    return DC_OK;
+}
+
+static __global__ void k_threshold_mask(size_t n, const float *w, float threshold, float *mask)
+{
+    DC_CUDA_FOR(i, n) mask[i] = fabsf(w[i]) > threshold ? 1.0f : 0.0f;
+}
+
+extern "C" enum dc_status dc_cuda_threshold_mask(struct dc_backend *be, size_t n, const float *w,
+                                                 float threshold, float *mask)
+{
+    if (n == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_threshold_mask, n, dc_cuda_ctx_of(be)->stream, n, w, threshold, mask);
+    return DC_OK;
+}

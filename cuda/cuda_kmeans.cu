@@ -1,0 +1,317 @@
+/* cuda_kmeans.cu: 1-D k-means for weight sharing, and the codebook ops of
+ * trained quantisation (gather shared weights, sum gradients per centroid).
+ *
+ * kmeans_1d gives the CPU reference's answer (src/cpu/cpu_kmeans.c): Lloyd
+ * over the values whose mask is non-zero; assign, then up to `iters` times
+ * move each centroid to the mean of its members (empty clusters keep theirs),
+ * re-assign, stop when no assignment changed.  "Nearest" is the smallest
+ * fabsf(x - c) in float, ties to the lower centroid index, found by the same
+ * binary search over centroids sorted by (value, index) plus a walk over
+ * equal rounded distances.
+ *
+ * The GPU way: the kept values are sorted once (cub radix sort); since the
+ * nearest centroid only moves right as x grows, each cluster is then a range
+ * of the sorted values, so one iteration is a binary search per centroid for
+ * the range boundaries (O(M log n), one block) plus one block per cluster
+ * summing its range in double.  Sums in double make the means agree with the
+ * CPU's index-order double sums (prefix-sum differences would lose digits on
+ * small clusters).  Every iteration's kernels read a device flag set when the
+ * assignment stops changing, so the loop needs no host round trip.
+ *
+ * Legend: x, mask, assign, g, w [n]; centroids, codebook, dcode [M]. */
+#include <math.h>
+
+#include <cub/device/device_radix_sort.cuh>
+
+#include "cuda_internal.h"
+
+#define DC_KM_MAX_M 256       /* assignments are uint8 */
+#define DC_KM_RANGE_THREADS 512 /* >= M + 1 boundaries in one pass */
+
+/* Sorted position of the centroid nearest to x (ties to the lower index);
+ * sv ascending, si the centroid index of sv[j], ascending among equal values. */
+static __device__ int km_nearest_pos(const float *sv, const int *si, int m, float x)
+{
+    int lo = 0, hi = m; /* first position with value > x */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (sv[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    float best = INFINITY;
+    if (lo > 0)
+        best = fabsf(x - sv[lo - 1]);
+    if (lo < m && fabsf(x - sv[lo]) < best)
+        best = fabsf(x - sv[lo]);
+    int idx = DC_KM_MAX_M, pos = lo > 0 ? lo - 1 : 0;
+    for (int j = lo - 1; j >= 0 && fabsf(x - sv[j]) == best; j--)
+        if (si[j] < idx) {
+            idx = si[j];
+            pos = j;
+        }
+    for (int j = lo; j < m && fabsf(x - sv[j]) == best; j++)
+        if (si[j] < idx) {
+            idx = si[j];
+            pos = j;
+        }
+    return pos;
+}
+
+/* keys[i] = x[i] where kept, +inf elsewhere (sorted to the end); counts the
+ * kept values and the kept NaNs.  The loop bound is uniform per block so
+ * __syncthreads_count sees every thread. */
+static __global__ void k_km_prep(size_t n, const float *x, const float *mask, float *keys, int *counts)
+{
+    for (size_t base = blockIdx.x * (size_t)blockDim.x; base < n; base += (size_t)gridDim.x * blockDim.x) {
+        size_t i = base + threadIdx.x;
+        int kept = 0, nan = 0;
+        if (i < n) {
+            kept = !mask || mask[i] != 0.0f;
+            nan = kept && isnan(x[i]);
+            keys[i] = kept ? x[i] : INFINITY;
+        }
+        int k = __syncthreads_count(kept), bad = __syncthreads_count(nan);
+        if (threadIdx.x == 0) {
+            atomicAdd(&counts[0], k);
+            atomicAdd(&counts[1], bad);
+        }
+    }
+}
+
+struct km_state {
+    float *sv;       /* [M] centroid values ascending */
+    int *si;         /* [M] their centroid indices */
+    int *start;      /* [M+1] first sorted value of each sorted position's cluster */
+    int *prev_lo;    /* [M] per centroid index: its range at the last assignment (empty = 0,0) */
+    int *prev_hi;
+    int *done;       /* set once an assignment changed nothing */
+};
+
+/* One block: sort the centroids, find each cluster's range of sorted values,
+ * compare with the previous assignment.  `first`: the initial assignment. */
+static __global__ void k_km_ranges(const float *centroids, int m, const float *sorted, int count,
+                                   struct km_state st, int first)
+{
+    __shared__ float sv[DC_KM_MAX_M];
+    __shared__ int si[DC_KM_MAX_M];
+    __shared__ int start[DC_KM_MAX_M + 1];
+    if (!first && *st.done)
+        return; /* uniform: every thread reads the same flag */
+    const int t = threadIdx.x;
+    if (t < m) { /* rank by (value, index) */
+        float v = centroids[t];
+        int rank = 0;
+        for (int i = 0; i < m; i++) {
+            float u = centroids[i];
+            rank += u < v || (u == v && i < t);
+        }
+        sv[rank] = v;
+        si[rank] = t;
+    }
+    __syncthreads();
+    if (t <= m) {
+        int lo = 0, hi = count; /* first sorted value whose nearest position is >= t */
+        if (t == m)
+            lo = count;
+        else if (t > 0)
+            while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (km_nearest_pos(sv, si, m, sorted[mid]) >= t)
+                    hi = mid;
+                else
+                    lo = mid + 1;
+            }
+        start[t] = lo;
+        st.start[t] = lo;
+    }
+    __syncthreads();
+    int changed = 0;
+    if (t < m) {
+        int c = si[t], lo = start[t], hi = start[t + 1];
+        if (lo == hi)
+            lo = hi = 0;
+        changed = !first && (st.prev_lo[c] != lo || st.prev_hi[c] != hi);
+        st.prev_lo[c] = lo;
+        st.prev_hi[c] = hi;
+        st.sv[t] = sv[t];
+        st.si[t] = c;
+    }
+    int any = __syncthreads_count(changed);
+    if (t == 0 && !first && any == 0)
+        *st.done = 1;
+}
+
+/* One block per sorted position: its centroid becomes the mean of its range. */
+static __global__ void k_km_update(float *centroids, const float *sorted, struct km_state st)
+{
+    if (*st.done)
+        return;
+    const int j = blockIdx.x, lo = st.start[j], hi = st.start[j + 1];
+    double sum = 0.0;
+    for (int i = lo + (int)threadIdx.x; i < hi; i += blockDim.x)
+        sum += sorted[i];
+    sum = dc_block_sum(sum);
+    if (threadIdx.x == 0 && hi > lo)
+        centroids[st.si[j]] = (float)(sum / (double)(hi - lo));
+}
+
+/* assign[i] = nearest of the final centroids, 0 where masked out. */
+static __global__ void k_km_assign(size_t n, const float *x, const float *mask, int m, struct km_state st,
+                                   uint8_t *assign)
+{
+    __shared__ float sv[DC_KM_MAX_M];
+    __shared__ int si[DC_KM_MAX_M];
+    for (int j = threadIdx.x; j < m; j += blockDim.x) {
+        sv[j] = st.sv[j];
+        si[j] = st.si[j];
+    }
+    __syncthreads();
+    DC_CUDA_FOR(i, n)
+    assign[i] = (mask && mask[i] == 0.0f) ? 0 : (uint8_t)si[km_nearest_pos(sv, si, m, x[i])];
+}
+
+/* Scratch layout: keys [n], sorted [n], cub temp, then the small arrays. */
+struct km_layout {
+    size_t keys, sorted, temp, temp_bytes, counts, sv, si, start, prev_lo, prev_hi, total;
+};
+
+static enum dc_status km_layout_plan(size_t n, struct km_layout *L)
+{
+    size_t temp_bytes = 0;
+    DC_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(NULL, temp_bytes, (const float *)NULL, (float *)NULL, (int)n));
+    size_t at = 0;
+    L->keys = at, at += dc_cuda_align(n * sizeof(float));
+    L->sorted = at, at += dc_cuda_align(n * sizeof(float));
+    L->temp = at, L->temp_bytes = temp_bytes, at += dc_cuda_align(temp_bytes);
+    L->counts = at, at += dc_cuda_align(3 * sizeof(int)); /* kept, kept NaNs, done */
+    L->sv = at, at += dc_cuda_align(DC_KM_MAX_M * sizeof(float));
+    L->si = at, at += dc_cuda_align(DC_KM_MAX_M * sizeof(int));
+    L->start = at, at += dc_cuda_align((DC_KM_MAX_M + 1) * sizeof(int));
+    L->prev_lo = at, at += dc_cuda_align(DC_KM_MAX_M * sizeof(int));
+    L->prev_hi = at, at += dc_cuda_align(DC_KM_MAX_M * sizeof(int));
+    L->total = at;
+    return DC_OK;
+}
+
+/* Sort the kept values; returns their count after checking values and centroids on the host. */
+static enum dc_status km_sort(struct dc_cuda_ctx *ctx, size_t n, const float *x, const float *mask,
+                              const float *centroids, int m, char *s, const struct km_layout *L, int *count)
+{
+    int *counts = (int *)(s + L->counts);
+    int host_counts[2];
+    float host_c[DC_KM_MAX_M];
+    DC_CUDA_CHECK(cudaMemsetAsync(counts, 0, 3 * sizeof(int), ctx->stream));
+    DC_CUDA_LAUNCH_N(k_km_prep, n, ctx->stream, n, x, mask, (float *)(s + L->keys), counts);
+    DC_CUDA_CHECK(cudaMemcpyAsync(host_counts, counts, sizeof host_counts, cudaMemcpyDeviceToHost, ctx->stream));
+    DC_CUDA_CHECK(cudaMemcpyAsync(host_c, centroids, (size_t)m * sizeof(float), cudaMemcpyDeviceToHost,
+                                  ctx->stream));
+    DC_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    for (int j = 0; j < m; j++)
+        if (!isfinite(host_c[j]))
+            return DC_ERROR(DC_ERR_ARG, "kmeans_1d: initial centroid %d is %g", j, (double)host_c[j]);
+    if (host_counts[1] > 0)
+        return DC_ERROR(DC_ERR_ARG, "kmeans_1d: %d of the values to cluster are NaN", host_counts[1]);
+    size_t temp_bytes = L->temp_bytes;
+    DC_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(s + L->temp, temp_bytes, (const float *)(s + L->keys),
+                                                 (float *)(s + L->sorted), (int)n, 0, 32, ctx->stream));
+    *count = host_counts[0];
+    return DC_OK;
+}
+
+extern "C" enum dc_status dc_cuda_kmeans_1d(struct dc_backend *be, size_t n, const float *x,
+                                            const float *mask, float *centroids, int m, int iters,
+                                            uint8_t *assign)
+{
+    struct dc_cuda_ctx *ctx = dc_cuda_ctx_of(be);
+    if (m < 1 || m > DC_KM_MAX_M || iters < 0)
+        return DC_ERROR(DC_ERR_ARG, "kmeans_1d: %d clusters, %d iterations; need 1..%d clusters "
+                        "and iterations >= 0", m, iters, DC_KM_MAX_M);
+    if (n > (size_t)INT32_MAX / 2)
+        return DC_ERROR(DC_ERR_UNSUPPORTED, "kmeans_1d: %zu values; the GPU version takes up to %d per layer",
+                        n, INT32_MAX / 2);
+    if (n == 0)
+        return DC_OK;
+    struct km_layout L = {};
+    char *s = NULL;
+    int count = 0;
+    DC_TRY(km_layout_plan(n, &L));
+    DC_TRY(dc_cuda_scratch(ctx, L.total, (void **)&s));
+    DC_TRY(km_sort(ctx, n, x, mask, centroids, m, s, &L, &count));
+
+    struct km_state st = {(float *)(s + L.sv), (int *)(s + L.si), (int *)(s + L.start),
+                          (int *)(s + L.prev_lo), (int *)(s + L.prev_hi), (int *)(s + L.counts) + 2};
+    const float *sorted = (const float *)(s + L.sorted);
+    k_km_ranges<<<1, DC_KM_RANGE_THREADS, 0, ctx->stream>>>(centroids, m, sorted, count, st, 1);
+    DC_CUDA_LAUNCH_CHECK("k_km_ranges");
+    for (int it = 0; it < iters; it++) {
+        k_km_update<<<(unsigned)m, DC_CUDA_THREADS, 0, ctx->stream>>>(centroids, sorted, st);
+        DC_CUDA_LAUNCH_CHECK("k_km_update");
+        k_km_ranges<<<1, DC_KM_RANGE_THREADS, 0, ctx->stream>>>(centroids, m, sorted, count, st, 0);
+        DC_CUDA_LAUNCH_CHECK("k_km_ranges");
+    }
+    DC_CUDA_LAUNCH_N(k_km_assign, n, ctx->stream, n, x, mask, m, st, assign);
+    return DC_OK;
+}
+
+static __global__ void k_codebook_gather(size_t n, const uint8_t *assign, const float *codebook,
+                                         const float *mask, float *w)
+{
+    DC_CUDA_FOR(i, n) w[i] = mask ? codebook[assign[i]] * mask[i] : codebook[assign[i]];
+}
+
+extern "C" enum dc_status dc_cuda_codebook_gather(struct dc_backend *be, size_t n, const uint8_t *assign,
+                                                  const float *codebook, const float *mask, float *w)
+{
+    if (n == 0)
+        return DC_OK;
+    DC_CUDA_LAUNCH_N(k_codebook_gather, n, dc_cuda_ctx_of(be)->stream, n, assign, codebook, mask, w);
+    return DC_OK;
+}
+
+/* Per block a shared float histogram of gradient sums (a few thousand
+ * values each), then one double atomic per block and cluster.  Assignments
+ * >= M (a caller bug the CPU reports) are skipped: reporting from here would
+ * cost a sync in every fine-tuning step. */
+static __global__ void k_codebook_grad(size_t n, const uint8_t *assign, const float *g, const float *mask,
+                                       int m, double *sum)
+{
+    __shared__ float hist[DC_KM_MAX_M];
+    for (int j = threadIdx.x; j < m; j += blockDim.x)
+        hist[j] = 0.0f;
+    __syncthreads();
+    DC_CUDA_FOR(i, n)
+    {
+        int a = assign[i];
+        if ((!mask || mask[i] != 0.0f) && a < m)
+            atomicAdd(&hist[a], g[i]);
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < m; j += blockDim.x)
+        if (hist[j] != 0.0f)
+            atomicAdd(&sum[j], (double)hist[j]);
+}
+
+static __global__ void k_codebook_store(int m, const double *sum, float *dcode)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < m)
+        dcode[j] = (float)sum[j];
+}
+
+extern "C" enum dc_status dc_cuda_codebook_grad(struct dc_backend *be, size_t n, const uint8_t *assign,
+                                                const float *g, const float *mask, int m, float *dcode)
+{
+    struct dc_cuda_ctx *ctx = dc_cuda_ctx_of(be);
+    if (m < 1 || m > DC_KM_MAX_M)
+        return DC_ERROR(DC_ERR_ARG, "codebook_grad: %d clusters; need 1..%d", m, DC_KM_MAX_M);
+    double *sum = ctx->step_buf; /* fixed: this runs in every fine-tuning step */
+    DC_CUDA_CHECK(cudaMemsetAsync(sum, 0, (size_t)m * sizeof(double), ctx->stream));
+    if (n > 0) {
+        DC_CUDA_LAUNCH_N(k_codebook_grad, n, ctx->stream, n, assign, g, mask, m, sum);
+    }
+    k_codebook_store<<<1, DC_KM_MAX_M, 0, ctx->stream>>>(m, sum, dcode);
+    DC_CUDA_LAUNCH_CHECK("k_codebook_store");
+    return DC_OK;
+}

@@ -1,0 +1,103 @@
+/* modelfile.h: the compressed model file (.dcm), byte layout in
+ * docs/model-format.md.  Self-describing: it carries the network description,
+ * the dataset kind and input shape, then one CRC-checked section per
+ * parameter: dense float32, or pruned/quantized weights as a gap-coded
+ * position stream, a cluster-index stream (each fixed-width or canonical
+ * Huffman) and a float32 codebook.  Decoded values are bit-exact. */
+#ifndef DC_MODELFILE_H
+#define DC_MODELFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dc/config.h"
+#include "dc/net.h"
+
+#define DC_MODELFILE_MAGIC "DCMODEL"  /* 8 bytes with its NUL */
+#define DC_MODELFILE_VERSION 1
+#define DC_MODELFILE_MAX_TEXT (1u << 20)
+
+enum dc_section_kind { DC_SECTION_DENSE = 0, DC_SECTION_CODED = 1 };
+enum dc_stream_coding { DC_CODING_FIXED = 0, DC_CODING_HUFFMAN = 1 };
+
+/* What one section costs, as the reader counted it (the report's source). */
+struct dc_section_stats {
+    char name[48];
+    int kind, trainable, prunable, is_conv;
+    uint64_t count;              /* weights in the tensor */
+    uint64_t kept;               /* weights stored (count for dense and unpruned) */
+    uint64_t entries;            /* position entries, fillers included (0: no position stream) */
+    int bits;                    /* cluster index width, 0 = float32 values */
+    int index_bits;              /* gap width, 0 = positions implied (all weights stored) */
+    int value_coding, index_coding;           /* enum dc_stream_coding */
+    uint64_t value_stream_bits, index_stream_bits; /* coded bits before byte padding */
+    /* bytes: every byte of the section falls in exactly one of the first five */
+    uint64_t value_bytes;        /* value stream or float32 values */
+    uint64_t index_bytes;        /* position stream */
+    uint64_t codebook_bytes;     /* float32 codebook */
+    uint64_t table_bytes;        /* Huffman code-length tables */
+    uint64_t overhead_bytes;     /* length, CRC, name, kind, shape, counts, stream headers */
+    uint64_t total_bytes;
+};
+
+struct dc_modelfile_stats {
+    int nsections;
+    struct dc_section_stats *s;  /* [nsections], owned */
+    uint64_t header_bytes;       /* header incl. network description and its CRC */
+    uint64_t file_bytes;         /* whole file */
+    uint64_t dense_bytes;        /* 4 bytes per trainable value (weights, biases, bn gamma/beta) */
+};
+void dc_modelfile_stats_free(struct dc_modelfile_stats *s);
+
+/* One decoded parameter (host memory). */
+struct dc_modelfile_param {
+    char name[48];
+    int n, c, h, w;
+    int kind, trainable, prunable, is_conv;
+    float *values;               /* [count] dense values, 0 where pruned; owned */
+    float *mask;                 /* [count] 1 kept / 0 pruned, NULL when every weight is stored */
+    uint8_t *assign;             /* [count] cluster index (0 where pruned), NULL unless quantized */
+    float codebook[256];
+    int m;                       /* codebook entries, 0 unless quantized */
+};
+
+struct dc_modelfile {
+    uint32_t version, flags;
+    enum dc_dataset_kind dataset;
+    int in_c, in_h, in_w, classes;
+    char *net_text;              /* NUL-terminated network description; owned */
+    int nparams;
+    struct dc_modelfile_param *params; /* [nparams]; owned */
+    struct dc_modelfile_stats stats;
+};
+void dc_modelfile_free(struct dc_modelfile *mf);
+
+/* ---- writing ---- */
+/* Encode net (and cfg's net_text, dataset, [encode] keys: index_bits_conv/fc,
+ * huffman) into a malloc'd buffer.  Prunable parameters with a mask or a
+ * codebook become coded sections; the rest are dense.  Fails when a
+ * quantized weight differs from its codebook entry or a pruned weight is not
+ * zero, since the file could not then reproduce the network exactly. */
+enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *cfg, uint8_t **buf,
+                                   size_t *size);
+/* Encode, decode the result again and compare with the network bit for bit,
+ * then write atomically (path.tmp, fsync, rename).  stats may be NULL. */
+enum dc_status dc_modelfile_write(const char *path, struct dc_net *net, const struct dc_config *cfg,
+                                  struct dc_modelfile_stats *stats);
+
+/* ---- reading ---- */
+/* Check and decode a whole file image; origin names it in messages. */
+enum dc_status dc_modelfile_parse(const uint8_t *buf, size_t size, const char *origin,
+                                  struct dc_modelfile *out);
+enum dc_status dc_modelfile_read(const char *path, struct dc_modelfile *out);
+/* Copy decoded parameters into net (names and shapes must match; every
+ * parameter needs a section): values, masks (p->mask) and quantization
+ * state (dc_quantize_restore), so the loaded net can also be fine-tuned. */
+enum dc_status dc_modelfile_apply(const struct dc_modelfile *mf, struct dc_net *net, const char *origin);
+/* Read path, parse its network description into cfg (dc_config_parse_net;
+ * cfg->dataset from the file), build the network (dc_net_create) on be and
+ * fill it.  stats may be NULL.  On error nothing is left allocated. */
+enum dc_status dc_modelfile_load(const char *path, struct dc_backend *be, int max_batch, struct dc_net **net,
+                                 struct dc_config *cfg, struct dc_modelfile_stats *stats);
+
+#endif

@@ -1,0 +1,119 @@
+/* quantize.c: trained quantization (Han et al. 2016, section 3) over the
+ * backend table: k-means weight sharing per layer, then centroid fine-tuning
+ * where each centroid moves by the sum of its members' gradients.  Pruned
+ * weights are excluded from the clusters and stay exactly zero. */
+#include <stdlib.h>
+
+#include "dc/net.h"
+#include "dc/quantize.h"
+
+static enum dc_status quantize_alloc(struct dc_backend *be, struct dc_param *p, int m)
+{
+    size_t n = dc_param_count(p);
+    enum dc_status st = be->ops.alloc(be, (void **)&p->assign, n ? n : 1);
+    if (st == DC_OK)
+        st = be->ops.alloc(be, (void **)&p->codebook, sizeof(float) * (size_t)m);
+    if (st == DC_OK)
+        st = be->ops.alloc(be, (void **)&p->dcode, sizeof(float) * (size_t)m);
+    if (st == DC_OK)
+        st = be->ops.alloc(be, (void **)&p->vcode, sizeof(float) * (size_t)m);
+    if (st == DC_OK)
+        st = be->ops.fill(be, p->dcode, 0.0f, (size_t)m);
+    if (st == DC_OK)
+        st = be->ops.fill(be, p->vcode, 0.0f, (size_t)m);
+    if (st != DC_OK) {
+        dc_quantize_release(be, p);
+        return st;
+    }
+    p->m = m;
+    return DC_OK;
+}
+
+/* Host copies of p's weights and mask (mask NULL when p is not pruned). */
+static enum dc_status download_weights(struct dc_backend *be, const struct dc_param *p, float **w, float **mask)
+{
+    size_t n = dc_param_count(p);
+    *w = malloc(sizeof(float) * (n ? n : 1));
+    *mask = p->mask ? malloc(sizeof(float) * (n ? n : 1)) : NULL;
+    if (!*w || (p->mask && !*mask))
+        return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for a host copy of %zu weights", p->name, n);
+    DC_TRY(be->ops.download(be, *w, p->w.data, sizeof(float) * n));
+    if (p->mask)
+        DC_TRY(be->ops.download(be, *mask, p->mask, sizeof(float) * n));
+    return DC_OK;
+}
+
+enum dc_status dc_quantize_param(struct dc_backend *be, struct dc_param *p, int bits,
+                                 enum dc_kmeans_init init, int iters, uint64_t seed)
+{
+    if (bits < 1 || bits > 8)
+        return DC_ERROR(DC_ERR_ARG, "%s: %d quantization bits (1..8 allowed: indices are uint8)", p->name, bits);
+    if (iters < 0)
+        return DC_ERROR(DC_ERR_ARG, "%s: %d k-means iterations", p->name, iters);
+    int m = 1 << bits;
+    size_t n = dc_param_count(p);
+    float centroids[256];
+    float *w = NULL, *mask = NULL;
+    enum dc_status st = download_weights(be, p, &w, &mask);
+    if (st == DC_OK)
+        st = dc_kmeans_init_centroids(w, mask, n, m, init, seed, centroids);
+    free(w);
+    free(mask);
+    DC_TRY(st);
+    dc_quantize_release(be, p);
+    DC_TRY(quantize_alloc(be, p, m));
+    DC_TRY(be->ops.upload(be, p->codebook, centroids, sizeof(float) * (size_t)m));
+    DC_TRY(be->ops.kmeans_1d(be, n, p->w.data, p->mask, p->codebook, m, iters, p->assign));
+    return be->ops.codebook_gather(be, n, p->assign, p->codebook, p->mask, p->w.data);
+}
+
+enum dc_status dc_quantize_step(struct dc_backend *be, struct dc_param *p, float lr, float momentum)
+{
+    if (!p->codebook)
+        return DC_ERROR(DC_ERR_ARG, "%s: fine-tuning step on a parameter that is not quantized", p->name);
+    size_t n = dc_param_count(p);
+    DC_TRY(be->ops.codebook_grad(be, n, p->assign, p->g.data, p->mask, p->m, p->dcode));
+    DC_TRY(be->ops.sgd_update(be, (size_t)p->m, p->codebook, p->dcode, p->vcode, NULL, lr, momentum, 0.0f, 0));
+    return be->ops.codebook_gather(be, n, p->assign, p->codebook, p->mask, p->w.data);
+}
+
+void dc_quantize_release(struct dc_backend *be, struct dc_param *p)
+{
+    void **bufs[] = {(void **)&p->assign, (void **)&p->codebook, (void **)&p->dcode, (void **)&p->vcode};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        if (*bufs[i])
+            be->ops.release(be, *bufs[i]);
+        *bufs[i] = NULL;
+    }
+    p->m = 0;
+}
+
+enum dc_status dc_quantize_restore(struct dc_backend *be, struct dc_param *p, int m, const float *codebook,
+                                   const uint8_t *assign)
+{
+    if (m < 1 || m > 256)
+        return DC_ERROR(DC_ERR_ARG, "%s: codebook of %d entries (1..256 allowed)", p->name, m);
+    dc_quantize_release(be, p);
+    DC_TRY(quantize_alloc(be, p, m));
+    DC_TRY(be->ops.upload(be, p->codebook, codebook, sizeof(float) * (size_t)m));
+    return be->ops.upload(be, p->assign, assign, dc_param_count(p));
+}
+
+int dc_quantize_bits(const struct dc_config *cfg, const struct dc_param *p)
+{
+    if (p->cfg_index >= 0 && p->cfg_index < cfg->nlayers && cfg->layers[p->cfg_index].bits > 0)
+        return cfg->layers[p->cfg_index].bits;
+    return p->is_conv ? cfg->bits_conv : cfg->bits_fc;
+}
+
+enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg)
+{
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        if (!p->prunable)
+            continue;
+        uint64_t seed = cfg->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
+        DC_TRY(dc_quantize_param(net->be, p, dc_quantize_bits(cfg, p), cfg->kmeans_init, cfg->kmeans_iters, seed));
+    }
+    return DC_OK;
+}

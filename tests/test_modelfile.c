@@ -1,0 +1,313 @@
+/* test_modelfile.c: the .dcm model file on the CPU backend.  A small conv +
+ * batch-norm + fc net with pruned-and-quantized, pruned-only, quantized-only
+ * and dense parameters round trips bit for bit (values, masks, codebooks,
+ * outputs), with Huffman on and off and with index widths small enough to
+ * need fillers.  Then the damage sweep: every truncation and every single-bit
+ * flip of a real file is rejected with a message (never a crash), and wrong
+ * magic, wrong version and a CRC mismatch give the messages users see. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "dc/config.h"
+#include "dc/crc32.h"
+#include "dc/modelfile.h"
+#include "dc/net.h"
+#include "dc/prune.h"
+#include "dc/quantize.h"
+#include "dc/report.h"
+#include "dc/rng.h"
+
+enum { NB = 3 };
+
+static const char net_text[] = "[conv]\nname = c1\nfilters = 6\nsize = 3\nbatch_normalize = 1\nactivation = relu\n"
+                               "[maxpool]\nsize = 2\nstride = 2\n"
+                               "[conv]\nname = c2\nfilters = 8\nsize = 3\nactivation = relu\n"
+                               "[fc]\nname = f1\noutputs = 40\nactivation = relu\n"
+                               "[fc]\nname = f2\noutputs = 10\n";
+
+static struct dc_rng rng;
+
+static struct dc_net *build(struct dc_backend *be, struct dc_config *cfg)
+{
+    struct dc_net *net = NULL;
+    CHECK_OK(dc_config_parse_net(net_text, "test_modelfile", cfg));
+    CHECK_OK(dc_net_create(be, cfg, 1, 12, 12, 10, NB, 3, &net));
+    return net;
+}
+
+/* c1 pruned + quantized (3 bits), c2 quantized only, f1 pruned only, f2 pruned hard + quantized. */
+static void compress(struct dc_backend *be, struct dc_net *net)
+{
+    struct {
+        const char *name;
+        float sparsity;
+        int bits;
+    } plan[] = {{"c1.weight", 0.5f, 3}, {"c2.weight", -1, 4}, {"f1.weight", 0.9f, 0}, {"f2.weight", 0.995f, 2}};
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        struct dc_param *p = dc_net_find_param(net, plan[i].name);
+        CHECK(p != NULL);
+        if (!p)
+            continue;
+        float t;
+        if (plan[i].sparsity >= 0) {
+            CHECK_OK(dc_prune_threshold(be, p, DC_PRUNE_SPARSITY, plan[i].sparsity, &t));
+            CHECK_OK(dc_prune_apply(be, p, t, NULL));
+        }
+        if (plan[i].bits)
+            CHECK_OK(dc_quantize_param(be, p, plan[i].bits, DC_INIT_LINEAR, 10, 1));
+    }
+    /* batch-norm running statistics with non-trivial values */
+    struct dc_param *rv = dc_net_find_param(net, "c1.bn.running_var");
+    float v[6];
+    for (int i = 0; i < 6; i++)
+        v[i] = 0.5f + dc_rng_uniform(&rng);
+    CHECK_OK(be->ops.upload(be, rv->w.data, v, sizeof v));
+}
+
+static int same_bits(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], 4) != 0 && !(a[i] == 0.0f && b[i] == 0.0f))
+            return 0;
+    return 1;
+}
+
+/* Every parameter of b equals a's bit for bit, masks and codebooks included; so do the outputs. */
+static void compare_nets(struct dc_backend *be, struct dc_net *a, struct dc_net *b)
+{
+    CHECK(a->nparams == b->nparams);
+    for (int i = 0; i < a->nparams && i < b->nparams; i++) {
+        struct dc_param *p = a->params[i], *q = b->params[i];
+        size_t n = dc_param_count(p);
+        float *x = malloc(n * 4), *y = malloc(n * 4);
+        CHECK(strcmp(p->name, q->name) == 0 && n == dc_param_count(q));
+        CHECK_OK(be->ops.download(be, x, p->w.data, n * 4));
+        CHECK_OK(be->ops.download(be, y, q->w.data, n * 4));
+        CHECK(same_bits(x, y, n));
+        CHECK(!p->mask == !q->mask);
+        if (p->mask && q->mask) {
+            CHECK_OK(be->ops.download(be, x, p->mask, n * 4));
+            CHECK_OK(be->ops.download(be, y, q->mask, n * 4));
+            CHECK(memcmp(x, y, n * 4) == 0);
+        }
+        CHECK(p->m == q->m && !p->codebook == !q->codebook);
+        if (p->codebook && q->codebook && p->m == q->m) {
+            CHECK_OK(be->ops.download(be, x, p->codebook, (size_t)p->m * 4));
+            CHECK_OK(be->ops.download(be, y, q->codebook, (size_t)p->m * 4));
+            CHECK(memcmp(x, y, (size_t)p->m * 4) == 0);
+        }
+        free(x), free(y);
+    }
+    float in[NB * 144], out_a[NB * 10], out_b[NB * 10];
+    for (int i = 0; i < NB * 144; i++)
+        in[i] = dc_rng_normal(&rng);
+    struct dc_pass pass = {0, 0};
+    CHECK_OK(be->ops.upload(be, a->act[0].data, in, sizeof in));
+    CHECK_OK(be->ops.upload(be, b->act[0].data, in, sizeof in));
+    CHECK_OK(dc_net_forward(a, NB, &pass));
+    CHECK_OK(dc_net_forward(b, NB, &pass));
+    CHECK_OK(be->ops.download(be, out_a, dc_net_output(a)->data, sizeof out_a));
+    CHECK_OK(be->ops.download(be, out_b, dc_net_output(b)->data, sizeof out_b));
+    CHECK(memcmp(out_a, out_b, sizeof out_a) == 0);
+}
+
+static void test_round_trip(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
+{
+    const int widths[3][2] = {{8, 5}, {2, 1}, {16, 16}}; /* conv, fc index bits */
+    char path[1024];
+    test_tmp_path("test_modelfile.dcm", path, sizeof path);
+    for (int huff = 0; huff <= 1; huff++)
+        for (int wi = 0; wi < 3; wi++) {
+            cfg->huffman = huff;
+            cfg->index_bits_conv = widths[wi][0];
+            cfg->index_bits_fc = widths[wi][1];
+            struct dc_modelfile_stats st;
+            CHECK_OK(dc_modelfile_write(path, net, cfg, &st));
+            struct dc_net *back = NULL;
+            struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
+            struct dc_modelfile_stats st2;
+            CHECK_OK(dc_modelfile_load(path, be, NB, &back, cfg2, &st2));
+            if (back) {
+                compare_nets(be, net, back);
+                CHECK(cfg2->nlayers == cfg->nlayers && strcmp(cfg2->net_text, cfg->net_text) == 0);
+                CHECK(st2.file_bytes == st.file_bytes && st2.nsections == net->nparams);
+                CHECK(st.dense_bytes == 4 * dc_net_param_count(net));
+                uint64_t sum = st.header_bytes;
+                for (int i = 0; i < st.nsections; i++) {
+                    const struct dc_section_stats *s = &st.s[i];
+                    sum += s->total_bytes;
+                    CHECK(s->total_bytes == s->value_bytes + s->index_bytes + s->codebook_bytes + s->table_bytes +
+                                                s->overhead_bytes);
+                    if (wi == 1 && strcmp(s->name, "f1.weight") == 0)
+                        CHECK(s->entries > s->kept); /* 1-bit gaps at 10% density need fillers */
+                }
+                CHECK(sum == st.file_bytes);
+                if (huff && wi == 0) {
+                    printf("round trip (Huffman, index bits 8/5):\n");
+                    dc_report_print(stdout, &st);
+                }
+                dc_net_free(back);
+            }
+            dc_config_free(cfg2);
+            free(cfg2);
+            dc_modelfile_stats_free(&st);
+            dc_modelfile_stats_free(&st2);
+        }
+}
+
+/* Every prefix of the file, and the file with any one bit flipped, is rejected. */
+static void test_damage(const uint8_t *buf, size_t size)
+{
+    struct dc_modelfile mf;
+    size_t accepted = 0;
+    for (size_t len = 0; len < size; len++) {
+        dc_error_clear();
+        if (dc_modelfile_parse(buf, len, "cut.dcm", &mf) == DC_OK) {
+            accepted++;
+            dc_modelfile_free(&mf);
+        } else {
+            CHECK(dc_error_msg()[0] != '\0');
+        }
+    }
+    if (accepted)
+        fprintf(stderr, "%zu truncations accepted\n", accepted);
+    CHECK(accepted == 0);
+    uint8_t *copy = malloc(size);
+    memcpy(copy, buf, size);
+    accepted = 0;
+    for (size_t i = 0; i < size; i++) {
+        int bit = (int)(i % 8);
+        copy[i] ^= (uint8_t)(1u << bit);
+        if (dc_modelfile_parse(copy, size, "flip.dcm", &mf) == DC_OK) {
+            if (!accepted)
+                fprintf(stderr, "flip of bit %d at byte %zu accepted\n", bit, i);
+            accepted++;
+            dc_modelfile_free(&mf);
+        }
+        copy[i] = buf[i];
+    }
+    CHECK(accepted == 0);
+    free(copy);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Damage behind a valid CRC (as a crafted file would have): random byte
+ * changes inside each section body with the CRC recomputed, so the parser's
+ * own checks are all that stands between the bytes and memory.  Each parse
+ * either fails with a message or decodes; run under ASan to see it stays in bounds. */
+static void test_fuzz_bodies(const uint8_t *buf, size_t size)
+{
+    uint8_t *c = malloc(size);
+    size_t off = 44 + le32(buf + 40) + 4, rejected = 0, tries = 0;
+    while (off + 8 <= size) {
+        size_t blen = le32(buf + off);
+        for (int t = 0; t < 300; t++, tries++) {
+            memcpy(c, buf, size);
+            int nchange = 1 + (int)dc_rng_below(&rng, 3);
+            for (int k = 0; k < nchange; k++)
+                c[off + 4 + dc_rng_below(&rng, (uint32_t)blen)] = (uint8_t)dc_rng_next(&rng);
+            uint32_t crc = dc_crc32(0, c + off, blen + 4);
+            for (int k = 0; k < 4; k++)
+                c[off + 4 + blen + (size_t)k] = (uint8_t)(crc >> (8 * k));
+            struct dc_modelfile mf;
+            if (dc_modelfile_parse(c, size, "fuzz.dcm", &mf) == DC_OK)
+                dc_modelfile_free(&mf);
+            else
+                rejected++;
+        }
+        off += blen + 8;
+    }
+    CHECK(off == size);
+    CHECK(rejected > tries / 4); /* most structural damage is caught (value bytes may change freely) */
+    free(c);
+}
+
+static void expect_error(const uint8_t *buf, size_t size, const char *needle1, const char *needle2)
+{
+    struct dc_modelfile mf;
+    CHECK(dc_modelfile_parse(buf, size, "model.dcm", &mf) == DC_ERR_FORMAT);
+    const char *msg = dc_error_msg();
+    if (!strstr(msg, needle1) || (needle2 && !strstr(msg, needle2)))
+        fprintf(stderr, "message \"%s\" lacks \"%s\" / \"%s\"\n", msg, needle1, needle2 ? needle2 : "");
+    CHECK(strstr(msg, needle1) != NULL);
+    CHECK(!needle2 || strstr(msg, needle2) != NULL);
+}
+
+static void test_messages(const uint8_t *buf, size_t size)
+{
+    uint8_t *c = malloc(size);
+    memcpy(c, buf, size);
+    c[0] = 'X';
+    expect_error(c, size, "not a deepcompress model file", NULL);
+    memcpy(c, buf, size);
+    c[8] = 7;
+    expect_error(c, size, "wrong version 7", "re-encode");
+    /* a flip in the third section's body names it */
+    memcpy(c, buf, size);
+    size_t off = 44 + (size_t)(buf[40] | buf[41] << 8 | buf[42] << 16) + 4;
+    for (int s = 0; s < 2; s++)
+        off += 8 + (size_t)(buf[off] | buf[off + 1] << 8 | buf[off + 2] << 16 | (size_t)buf[off + 3] << 24);
+    c[off + 20] ^= 0x40;
+    expect_error(c, size, "section 3 (c1.bn.beta): CRC mismatch (stored 0x", "computed 0x");
+    expect_error(buf, size - 3, "truncated in section", "need ");
+    memcpy(c, buf, size);
+    c[20] ^= 1;
+    expect_error(c, size, "header: CRC mismatch", NULL);
+    free(c);
+}
+
+static void test_encoder_checks(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
+{
+    uint8_t *buf;
+    size_t size;
+    struct dc_param *p = dc_net_find_param(net, "f1.weight");
+    float mask0, w0, one = 0.5f;
+    CHECK_OK(be->ops.download(be, &mask0, p->mask, 4));
+    CHECK_OK(be->ops.download(be, &w0, p->w.data, 4));
+    size_t i = 0;
+    for (float m = mask0; m != 0.0f; i++) /* first pruned weight */
+        CHECK_OK(be->ops.download(be, &m, p->mask + i + 1, 4));
+    CHECK_OK(be->ops.upload(be, p->w.data + i, &one, 4));
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_ARG);
+    CHECK(strstr(dc_error_msg(), "f1.weight") != NULL);
+    float zero = 0.0f;
+    CHECK_OK(be->ops.upload(be, p->w.data + i, &zero, 4));
+    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
+    free(buf);
+}
+
+int main(void)
+{
+    dc_rng_seed(&rng, 2024);
+    struct dc_backend *be = NULL;
+    struct dc_backend_opts opts = {0};
+    CHECK_OK(dc_backend_create("cpu", &opts, &be));
+    struct dc_config *cfg = calloc(1, sizeof *cfg);
+    struct dc_net *net = be ? build(be, cfg) : NULL;
+    if (net) {
+        compress(be, net);
+        test_round_trip(be, net, cfg);
+        cfg->huffman = 1, cfg->index_bits_conv = 4, cfg->index_bits_fc = 3;
+        uint8_t *buf = NULL;
+        size_t size = 0;
+        CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
+        if (buf) {
+            test_damage(buf, size);
+            test_messages(buf, size);
+            test_fuzz_bodies(buf, size);
+            free(buf);
+        }
+        test_encoder_checks(be, net, cfg);
+        dc_net_free(net);
+    }
+    dc_config_free(cfg);
+    free(cfg);
+    dc_backend_free(be);
+    return test_finish("test_modelfile");
+}
