@@ -76,7 +76,11 @@ def main():
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--no-tf32", action="store_true", help="true FP32 matrix math on the GPU")
     a = ap.parse_args()
+    if a.no_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     x, y = (load_cifar if a.model == "vgg19" else load_mnist)(a.data)
@@ -86,6 +90,8 @@ def main():
     x, y = torch.from_numpy(np.ascontiguousarray(x)).to(dev), torch.from_numpy(y).to(dev)
     model = {"lenet300": lenet300, "lenet5": lenet5, "vgg19": vgg19}[a.model]().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=0.9)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the peer's best algorithms, as ours are found per shape
     lossf = nn.CrossEntropyLoss()
     times = []
     for _ in range(a.epochs):

@@ -8,6 +8,8 @@ here="$(cd "$(dirname "$0")" && pwd)"; root="$(dirname "$here")"
 build="${1:-$root/build}"; threads="${2:-$(nproc)}"; epochs="${3:-2}"
 py=/usr/bin/python3
 "$py" -c 'import torch' 2>/dev/null || { echo "needs Debian python3-torch (apt-get install python3-torch)" >&2; exit 1; }
+prog="$build/bench/bench_train"; [ -x "$prog" ] || prog="$build/bench_train"
+[ -x "$prog" ] || { echo "no bench_train under $build (build it, or pass BUILD_DIR)" >&2; exit 1; }
 cd "$root"
 out="$here/results/train_cpu_$(date +%Y-%m-%d).md"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -25,7 +27,7 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 for m in lenet300 lenet5; do
   cfg="configs/${m}_mnist.ini"
   batch=$(awk -F= '/^\[train\]/{t=1} /^\[/{if($0!~/train/)t=0} t&&$1~/^ *batch *$/{gsub(/ /,"",$2);print $2}' "$cfg")
-  ours=$("$build/bench_train" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads")
+  ours=$("$prog" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads")
   peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_train.py" --model "$m" --data data/mnist \
          --batch "$batch" --threads "$threads" --epochs "$epochs")
   echo "ours: $ours"; echo "peer: $peer"
