@@ -87,7 +87,7 @@ static void test_defaults(void)
     CHECK(l[7].type == DC_LAYER_FIRE && l[7].squeeze == 2 && l[7].expand1 == 3 && l[7].expand3 == 4);
     CHECK(l[8].type == DC_LAYER_FC && l[8].outputs == 10 && l[8].relu == 0);
     CHECK(l[9].outputs == 7 && l[9].relu == 1);
-    CHECK(c.net_text != NULL && strncmp(c.net_text, "[conv]\nname = conv1\nfilters = 8\n", 32) == 0);
+    CHECK(c.net_text != NULL && strncmp(c.net_text, "[conv]\nfilters=8\n", 17) == 0);
     dc_config_free(&c);
     CHECK(c.net_text == NULL);
     CHECK(strcmp(dc_layer_type_name(DC_LAYER_BN), "batchnorm") == 0);
@@ -196,7 +196,7 @@ static void test_overrides(void)
     CHECK(c.layers[0].prune == 1.5f && c.layers[1].bits == 4 && c.layers[0].bits == 0);
     CHECK(c.has_quantize == 1 && c.bits_fc == 4 && c.bits_conv == 8 && c.has_prune == 0);
     CHECK(strcmp(c.data_dir, "/elsewhere") == 0);
-    CHECK(c.net_text && strstr(c.net_text, "prune = 1.5\n") && strstr(c.net_text, "bits = 4\n"));
+    CHECK(c.net_text && strstr(c.net_text, "prune=1.5\n") && strstr(c.net_text, "bits=4\n"));
     dc_config_free(&c);
 }
 

@@ -196,6 +196,41 @@ static void test_parity(struct dc_backend *cpu, struct dc_backend *gpu)
     fixture_free(&b);
 }
 
+/* Pruning leaves a gap around zero where linear initialisation puts
+ * centroids; after quantization every cluster must still have members. */
+static void test_no_empty_clusters(struct dc_backend *be)
+{
+    enum { N = 4000, BITS = 5 };
+    struct dc_param p;
+    memset(&p, 0, sizeof p);
+    CHECK_OK(dc_param_init(be, &p, "gap.weight", 1, 1, 1, N, 1));
+    static float w[N], mask[N];
+    static uint8_t a[N];
+    struct dc_rng rng;
+    dc_rng_seed(&rng, 77);
+    for (int i = 0; i < N; i++) {
+        float v = dc_rng_normal(&rng) * 0.1f + (i % 2 ? 0.5f : -0.5f);
+        mask[i] = i % 3 ? 1.0f : 0.0f;
+        w[i] = v * mask[i];
+    }
+    CHECK_OK(be->ops.upload(be, p.w.data, w, sizeof w));
+    CHECK_OK(be->ops.alloc(be, (void **)&p.mask, sizeof mask));
+    CHECK_OK(be->ops.upload(be, p.mask, mask, sizeof mask));
+    CHECK_OK(dc_quantize_param(be, &p, BITS, DC_INIT_LINEAR, 30, 1));
+    CHECK_OK(be->ops.download(be, a, p.assign, N));
+    int count[1 << BITS] = {0};
+    for (int i = 0; i < N; i++)
+        if (mask[i] != 0.0f)
+            count[a[i]]++;
+    for (int j = 0; j < (1 << BITS); j++)
+        if (count[j] == 0) {
+            fprintf(stderr, "cluster %d of %d is empty after quantization\n", j, 1 << BITS);
+            dc_test_failures++;
+            break;
+        }
+    dc_param_free(be, &p);
+}
+
 int main(void)
 {
     struct dc_backend *cpu = NULL, *gpu = NULL;
@@ -204,6 +239,7 @@ int main(void)
     if (!cpu)
         return test_finish("test_quantize");
     test_gradient(cpu);
+    test_no_empty_clusters(cpu);
     if (dc_backend_create("cuda", &opts, &gpu) == DC_OK) {
         test_gradient(gpu);
         test_parity(cpu, gpu);

@@ -2,6 +2,7 @@
  * backend table: k-means weight sharing per layer, then centroid fine-tuning
  * where each centroid moves by the sum of its members' gradients.  Pruned
  * weights are excluded from the clusters and stay exactly zero. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "dc/net.h"
@@ -43,6 +44,75 @@ static enum dc_status download_weights(struct dc_backend *be, const struct dc_pa
     return DC_OK;
 }
 
+struct dc_far {
+    float d;
+    size_t i;
+};
+
+static int dc_far_cmp(const void *a, const void *b)
+{
+    float x = ((const struct dc_far *)a)->d, y = ((const struct dc_far *)b)->d;
+    return (x < y) - (x > y); /* farthest first */
+}
+
+/* Move each empty centroid onto a surviving weight far from its own
+ * centroid, as scikit-learn does.  Returns the number moved (0: none empty,
+ * or no candidate left).  w, mask, assign are host copies [n]. */
+static int dc_relocate_empty(const float *w, const float *mask, const uint8_t *assign, size_t n, int m,
+                             float *centroids, struct dc_far *far)
+{
+    int count[256] = {0}, moved = 0;
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (mask && mask[i] == 0.0f)
+            continue;
+        count[assign[i]]++;
+        far[nf].d = fabsf(w[i] - centroids[assign[i]]);
+        far[nf++].i = i;
+    }
+    qsort(far, nf, sizeof *far, dc_far_cmp);
+    size_t next = 0;
+    for (int j = 0; j < m; j++) {
+        if (count[j])
+            continue;
+        while (next < nf && far[next].d == 0.0f)
+            next = nf; /* every remaining weight sits on a centroid */
+        if (next >= nf)
+            break;
+        centroids[j] = w[far[next++].i];
+        moved++;
+    }
+    return moved;
+}
+
+/* Linear initialisation puts centroids into the gap that pruning cut around
+ * zero; they never gain members and waste codebook entries (and precision).
+ * Relocate them and run Lloyd again, a few passes at most. */
+static enum dc_status quantize_fill_empty(struct dc_backend *be, struct dc_param *p, int iters)
+{
+    size_t n = dc_param_count(p);
+    float *w = NULL, *mask = NULL, centroids[256];
+    uint8_t *assign = malloc(n ? n : 1);
+    struct dc_far *far = malloc(sizeof *far * (n ? n : 1));
+    enum dc_status st = assign && far ? download_weights(be, p, &w, &mask)
+                                      : DC_ERROR(DC_ERR_NOMEM, "%s: no memory for k-means", p->name);
+    for (int pass = 0; st == DC_OK && pass < 8; pass++) {
+        st = be->ops.download(be, assign, p->assign, n);
+        if (st == DC_OK)
+            st = be->ops.download(be, centroids, p->codebook, sizeof(float) * (size_t)p->m);
+        if (st != DC_OK || dc_relocate_empty(w, mask, assign, n, p->m, centroids, far) == 0)
+            break;
+        st = be->ops.upload(be, p->codebook, centroids, sizeof(float) * (size_t)p->m);
+        if (st == DC_OK)
+            st = be->ops.kmeans_1d(be, n, p->w.data, p->mask, p->codebook, p->m, iters, p->assign);
+    }
+    free(w);
+    free(mask);
+    free(assign);
+    free(far);
+    return st;
+}
+
 enum dc_status dc_quantize_param(struct dc_backend *be, struct dc_param *p, int bits,
                                  enum dc_kmeans_init init, int iters, uint64_t seed)
 {
@@ -64,6 +134,7 @@ enum dc_status dc_quantize_param(struct dc_backend *be, struct dc_param *p, int 
     DC_TRY(quantize_alloc(be, p, m));
     DC_TRY(be->ops.upload(be, p->codebook, centroids, sizeof(float) * (size_t)m));
     DC_TRY(be->ops.kmeans_1d(be, n, p->w.data, p->mask, p->codebook, m, iters, p->assign));
+    DC_TRY(quantize_fill_empty(be, p, iters));
     return be->ops.codebook_gather(be, n, p->assign, p->codebook, p->mask, p->w.data);
 }
 

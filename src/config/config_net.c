@@ -143,6 +143,9 @@ enum dc_status cfg_build_layers(const struct dc_ini *ini, struct dc_config *cfg)
     return DC_OK;
 }
 
+/* Only what differs from the defaults is written (model files carry this
+ * text, and on a small compressed model every byte counts); parsing it back
+ * applies the same defaults, so the layers come back identical. */
 enum dc_status cfg_emit_net(struct dc_config *cfg)
 {
     size_t cap = 256, n = 0;
@@ -152,14 +155,23 @@ enum dc_status cfg_emit_net(struct dc_config *cfg)
     if (!text)
         return DC_ERROR(DC_ERR_NOMEM, "out of memory writing the network description");
     text[0] = '\0';
+    int counts[DC_LAYER_TYPE_COUNT] = {0};
     for (int i = 0; i < cfg->nlayers; i++) {
         const struct dc_layer_cfg *l = &cfg->layers[i];
         const struct cfg_section *sec = &cfg_layer_sections[l->type];
-        n += (size_t)snprintf(text + n, cap - n, "%s[%s]\n", i ? "\n" : "", sec->name);
+        struct dc_layer_cfg d;
+        memset(&d, 0, sizeof d);
+        cfg_set_defaults(sec, &d);
+        cfg_default_name(l->type, ++counts[counter_slot(l->type)], d.name, sizeof d.name);
+        n += (size_t)snprintf(text + n, cap - n, "[%s]\n", sec->name);
         for (int k = 0; k < sec->nkeys; k++) {
-            char v[DC_NAME_LEN + 32];
+            char v[DC_NAME_LEN + 32], dv[DC_NAME_LEN + 32];
             cfg_format(&sec->keys[k], l, v, sizeof v);
-            n += (size_t)snprintf(text + n, cap - n, "%s = %s\n", sec->keys[k].name, v);
+            cfg_format(&sec->keys[k], &d, dv, sizeof dv);
+            int is_name = strcmp(sec->keys[k].name, "name") == 0;
+            if ((sec->keys[k].dflt || is_name) && strcmp(v, dv) == 0)
+                continue;
+            n += (size_t)snprintf(text + n, cap - n, "%s=%s\n", sec->keys[k].name, v);
         }
     }
     free(cfg->net_text);

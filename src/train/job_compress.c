@@ -66,12 +66,7 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
     struct dc_net *net = job->net;
     double t0 = dc_time_now(), acc_q = -1;
     if (start_epoch < 0) {
-        for (int i = 0; i < net->nparams; i++) {
-            struct dc_param *p = net->params[i];
-            if (p->prunable)
-                DC_TRY(dc_quantize_param(job->be, p, dc_quantize_bits(c, p), c->kmeans_init, c->kmeans_iters,
-                                         c->seed + (uint64_t)i));
-        }
+        DC_TRY(dc_quantize_net(net, c));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(net, &job->dd, &ev));
         acc_q = ev.accuracy;
