@@ -71,6 +71,21 @@ static inline const char *test_tmp_path(const char *name, char *buf, size_t len)
     return buf;
 }
 
+/* Write text to the scratch file `name` (see test_tmp_path); the path goes to buf.
+ * NULL when the file cannot be written (the caller's CHECK reports it). */
+static inline const char *write_tmp_file(const char *name, const char *text, char *buf, size_t len)
+{
+    test_tmp_path(name, buf, len);
+    FILE *f = fopen(buf, "w");
+    if (!f)
+        return NULL;
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n;
+    if (fclose(f) != 0 || !ok)
+        return NULL;
+    return buf;
+}
+
 static inline int test_finish(const char *name)
 {
     if (dc_test_failures) {
