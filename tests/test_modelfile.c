@@ -5,6 +5,7 @@
  * need fillers.  Then the damage sweep: every truncation and every single-bit
  * flip of a real file is rejected with a message (never a crash), and wrong
  * magic, wrong version and a CRC mismatch give the messages users see. */
+#define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@
 enum { NB = 3 };
 
 static const char net_text[] = "[conv]\nname = c1\nfilters = 6\nsize = 3\nbatch_normalize = 1\nactivation = relu\n"
-                               "[maxpool]\nsize = 2\nstride = 2\n"
+                               "[maxpool]\nsize = 4\nstride = 4\n"
                                "[conv]\nname = c2\nfilters = 8\nsize = 3\nactivation = relu\n"
                                "[fc]\nname = f1\noutputs = 40\nactivation = relu\n"
                                "[fc]\nname = f2\noutputs = 10\n";
@@ -33,7 +34,7 @@ static struct dc_net *build(struct dc_backend *be, struct dc_config *cfg)
 {
     struct dc_net *net = NULL;
     CHECK_OK(dc_config_parse_net(net_text, "test_modelfile", cfg));
-    CHECK_OK(dc_net_create(be, cfg, 1, 12, 12, 10, NB, 3, &net));
+    CHECK_OK(dc_net_create(be, cfg, 1, 28, 28, 10, NB, 3, &net)); /* MNIST's shape, as files require */
     return net;
 }
 
@@ -282,6 +283,57 @@ static void test_encoder_checks(struct dc_backend *be, struct dc_net *net, struc
     free(buf);
 }
 
+/* Header field at byte `off` set to v, or the description's first `from`
+ * replaced by `to` (same length); the header CRC recomputed, so only the
+ * reader's own checks stand between such an edit and a huge allocation. */
+static uint8_t *edit_header(const uint8_t *buf, size_t size, size_t off, uint32_t v, const char *from,
+                            const char *to)
+{
+    uint8_t *e = malloc(size);
+    memcpy(e, buf, size);
+    uint32_t len;
+    memcpy(&len, e + 40, 4);
+    if (from) {
+        char *at = memmem(e + 44, len, from, strlen(from));
+        CHECK(at != NULL && strlen(from) == strlen(to));
+        if (at)
+            memcpy(at, to, strlen(to));
+    } else {
+        memcpy(e + off, &v, 4);
+    }
+    uint32_t crc = dc_crc32(0, e, 44 + (size_t)len);
+    memcpy(e + 44 + len, &crc, 4);
+    return e;
+}
+
+static void test_crafted(struct dc_backend *be, const uint8_t *buf, size_t size)
+{
+    char path[512];
+    test_tmp_path("test_modelfile_crafted.dcm", path, sizeof path);
+    struct {
+        size_t off;
+        uint32_t v;
+        const char *from, *to, *needle;
+    } cases[] = {{20, 15500, NULL, NULL, "does not fit the mnist data set"},
+                 {0, 0, "outputs=40", "outputs=99", "section f1.weight holds another number"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *e = edit_header(buf, size, cases[i].off, cases[i].v, cases[i].from, cases[i].to);
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(e, 1, size, f) == size);
+        if (f)
+            fclose(f);
+        struct dc_net *net = NULL;
+        struct dc_config cfg;
+        enum dc_status st = dc_modelfile_load(path, be, NB, &net, &cfg, NULL);
+        CHECK(st == DC_ERR_FORMAT && net == NULL);
+        if (!strstr(dc_error_msg(), cases[i].needle)) {
+            fprintf(stderr, "crafted case %zu: expected '%s' in: %s\n", i, cases[i].needle, dc_error_msg());
+            dc_test_failures++;
+        }
+        free(e);
+    }
+}
+
 int main(void)
 {
     dc_rng_seed(&rng, 2024);
@@ -301,6 +353,7 @@ int main(void)
             test_damage(buf, size);
             test_messages(buf, size);
             test_fuzz_bodies(buf, size);
+            test_crafted(be, buf, size);
             free(buf);
         }
         test_encoder_checks(be, net, cfg);

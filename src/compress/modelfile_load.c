@@ -163,6 +163,41 @@ enum dc_status dc_modelfile_apply(const struct dc_modelfile *mf, struct dc_net *
     return DC_OK;
 }
 
+static const struct dc_modelfile_param *find_section(const struct dc_modelfile *mf, const char *name)
+{
+    for (int i = 0; i < mf->nparams; i++)
+        if (strcmp(mf->params[i].name, name) == 0)
+            return &mf->params[i];
+    return NULL;
+}
+
+/* The description decides how much memory the network takes; before building
+ * it, every weighted layer's width must agree with the section the file
+ * actually holds for it, so an edited description cannot ask for gigabytes. */
+static enum dc_status check_widths(const struct dc_modelfile *mf, const struct dc_config *cfg, const char *origin)
+{
+    for (int i = 0; i < cfg->nlayers; i++) {
+        const struct dc_layer_cfg *l = &cfg->layers[i];
+        const char *part[3] = {"weight", NULL, NULL};
+        int width[3] = {l->type == DC_LAYER_FC ? l->outputs : l->filters, 0, 0};
+        if (l->type == DC_LAYER_FIRE) {
+            part[0] = "squeeze.weight", part[1] = "expand1.weight", part[2] = "expand3.weight";
+            width[0] = l->squeeze, width[1] = l->expand1, width[2] = l->expand3;
+        } else if (l->type != DC_LAYER_FC && l->type != DC_LAYER_CONV) {
+            continue;
+        }
+        for (int j = 0; j < 3 && part[j]; j++) {
+            char name[80];
+            snprintf(name, sizeof name, "%s.%s", l->name, part[j]);
+            const struct dc_modelfile_param *mp = find_section(mf, name);
+            if (!mp || mp->n != width[j])
+                return DC_ERROR(DC_ERR_FORMAT, "%s: layer %s: the description gives %d outputs but section %s %s",
+                                origin, l->name, width[j], name, mp ? "holds another number" : "is missing");
+        }
+    }
+    return DC_OK;
+}
+
 enum dc_status dc_modelfile_load(const char *path, struct dc_backend *be, int max_batch, struct dc_net **net,
                                  struct dc_config *cfg, struct dc_modelfile_stats *stats)
 {
@@ -173,6 +208,9 @@ enum dc_status dc_modelfile_load(const char *path, struct dc_backend *be, int ma
     enum dc_status st = dc_config_parse_net(mf.net_text, path, cfg);
     if (st == DC_OK) {
         cfg->dataset = mf.dataset;
+        st = check_widths(&mf, cfg, path);
+    }
+    if (st == DC_OK) {
         st = dc_net_create(be, cfg, mf.in_c, mf.in_h, mf.in_w, mf.classes, max_batch, 0, net);
     }
     if (st == DC_OK)

@@ -378,6 +378,13 @@ static enum dc_status parse_header(struct rd *r, struct dc_modelfile *mf)
     for (int i = H_IN_C; i <= H_CLASSES; i++)
         if (f[i] < 1 || f[i] > 65536)
             return rd_fail(r, names[i], "%u (1..65536 allowed)", f[i]);
+    /* the readers of src/data/ give exactly these shapes; anything else is damage */
+    static const int shape[2][4] = {{1, 28, 28, 10}, {3, 32, 32, 10}};
+    for (int i = H_IN_C; i <= H_CLASSES; i++)
+        if ((int)f[i] != shape[f[H_DATASET]][i - H_IN_C])
+            return rd_fail(r, names[i], "%u does not fit the %s data set (%dx%dx%d images, %d classes)", f[i],
+                           f[H_DATASET] ? "cifar10" : "mnist", shape[f[H_DATASET]][0], shape[f[H_DATASET]][1],
+                           shape[f[H_DATASET]][2], shape[f[H_DATASET]][3]);
     if (f[H_SECTIONS] > DC_NET_MAX_PARAMS)
         return rd_fail(r, names[H_SECTIONS], "%u (at most %d)", f[H_SECTIONS], DC_NET_MAX_PARAMS);
     if (memchr(text, '\0', f[H_TEXT_LEN]))

@@ -39,12 +39,10 @@ static int dc_need_value(int argc, char **argv, int i)
     return 1;
 }
 
-int main(int argc, char **argv)
+/* Parse the command line into o (sets has room for argc entries) and run. */
+static int dc_dctrain(int argc, char **argv, const char **sets)
 {
     struct dc_job_opts o = {0};
-    const char **sets = calloc((size_t)argc, sizeof *sets);
-    if (!sets)
-        return 1;
     o.sets = sets;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -102,10 +100,19 @@ int main(int argc, char **argv)
         return 2;
     }
     enum dc_status s = dc_job_run(&o);
-    free(sets);
     if (s != DC_OK) {
         fprintf(stderr, "dctrain: %s\n", dc_error_msg());
         return s == DC_ERR_CONFIG || s == DC_ERR_ARG ? 2 : 1;
     }
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char **sets = calloc((size_t)argc, sizeof *sets);
+    if (!sets)
+        return 1;
+    int rc = dc_dctrain(argc, argv, sets);
+    free(sets);
+    return rc;
 }

@@ -138,8 +138,8 @@ static enum dc_status dc_ckpt_read_param(struct dc_ckpt_reader *r, struct dc_bac
     DC_TRY(dc_ckpt_get(r, &flags, 4, "flags"));
     DC_TRY(dc_ckpt_get(r, &m, 4, "codebook size"));
     if (count != dc_param_count(p) || m > 256 || ((flags & DC_CKPT_V) != 0) != (p->trainable != 0))
-        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s has %llu values (flags %u) but the network has %zu",
-                        r->path, p->name, (unsigned long long)count, flags, dc_param_count(p));
+        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s has %llu values but the network has %zu (checkpoint of another config?)",
+                        r->path, p->name, (unsigned long long)count, dc_param_count(p));
     DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->w.data, count * 4, "values"));
     if (flags & DC_CKPT_V)
         DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->v.data, count * 4, "momentum"));
