@@ -16,15 +16,7 @@
 
 static const char *write_tmp(const char *text, char *path, size_t len)
 {
-    test_tmp_path("test_config_case.ini", path, len);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return write_tmp_file("test_config_case.ini", text, path, len);
 }
 
 /* Load text with overrides; expect DC_ERR_CONFIG and the message `want`, where

@@ -8,24 +8,11 @@
 #include "check.h"
 #include "dc/ini.h"
 
-static const char *write_tmp(const char *name, const char *text, char *path, size_t len)
-{
-    test_tmp_path(name, path, len);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(1);
-    }
-    fputs(text, f);
-    fclose(f);
-    return path;
-}
-
 /* Load text from a file; expect status and the message "PATH:<rest>". */
 static void expect_error(const char *text, enum dc_status want, const char *rest)
 {
     char path[512], msg[1024];
-    write_tmp("test_ini_bad.ini", text, path, sizeof path);
+    write_tmp_file("test_ini_bad.ini", text, path, sizeof path);
     struct dc_ini ini;
     enum dc_status st = dc_ini_load(path, &ini);
     snprintf(msg, sizeof msg, "%s%s", path, rest);
@@ -52,7 +39,7 @@ static void test_good(void)
                        "[conv]\n"
                        "\tfilters\t=\t50 # fifty\n";
     char path[512];
-    write_tmp("test_ini_good.ini", text, path, sizeof path);
+    write_tmp_file("test_ini_good.ini", text, path, sizeof path);
     struct dc_ini ini;
     CHECK_OK(dc_ini_load(path, &ini));
     CHECK(strcmp(ini.origin, path) == 0);
