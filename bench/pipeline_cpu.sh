@@ -99,4 +99,6 @@ PY
   cat "$tmp/table.md"
 } > "$out.tmp"
 mv "$out.tmp" "$out"
+# dctrain's own record (per-layer table, every stage's accuracy) beside the table
+cp "$tmp/ours/summary.json" "${out%.md}.summary.json"
 cat "$out"

@@ -11,7 +11,7 @@ py=/usr/bin/python3
 prog="$build/bench/bench_train"; [ -x "$prog" ] || prog="$build/bench_train"
 [ -x "$prog" ] || { echo "no bench_train under $build (build it, or pass BUILD_DIR)" >&2; exit 1; }
 cd "$root"
-out="$here/results/train_cpu_$(date +%Y-%m-%d).md"
+out="$here/results/train_cpu_${threads}t_$(date +%Y-%m-%d).md"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 {
   echo "# Training epoch time on the CPU: deepcompress vs PyTorch"
