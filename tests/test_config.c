@@ -62,7 +62,7 @@ static void test_defaults(void)
     CHECK(c.sparsity_conv == 0 && c.sparsity_fc == 0 && c.prune_rounds == 3 && c.retrain_epochs == 2);
     CHECK(c.retrain_lr == 0.001f && c.bits_conv == 8 && c.bits_fc == 5 && c.kmeans_init == DC_INIT_LINEAR);
     CHECK(c.kmeans_iters == 30 && c.finetune_epochs == 1 && c.finetune_lr == 0.001f);
-    CHECK(c.index_bits_conv == 8 && c.index_bits_fc == 5 && c.huffman == 1);
+    CHECK(c.index_bits_conv == 8 && c.index_bits_fc == 5 && c.huffman == 1 && c.dense_bits == 32);
     CHECK(strcmp(c.encode_file, "model.dcm") == 0);
     CHECK(c.nlayers == 10);
     const char *names[] = {"conv1", "pool1", "wide", "pool2", "relu1", "bn1", "dropout1", "fire1", "fc1", "fc2"};
@@ -116,6 +116,10 @@ static void test_file_errors(void)
                 ":5: [encode] index_bits_conv: must be between 1 and 16 (got 17)");
     expect_fail(DATA "[encode]\nindex_bits_fc = 0\n[fc]\noutputs = 10\n", NULL, 0,
                 ":5: [encode] index_bits_fc: must be between 1 and 16 (got 0)");
+    expect_fail(DATA "[encode]\ndense_bits = 24\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [encode] dense_bits: must be 16 or 32 (got 24)");
+    expect_fail(DATA "[encode]\ndense_bits = 64\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [encode] dense_bits: must be 16 or 32 (got 64)");
     expect_fail(DATA "[prune]\nsparsity_fc = 1\n[fc]\noutputs = 10\n", NULL, 0,
                 ":5: [prune] sparsity_fc: must be in [0, 1) (got 1)");
     expect_fail(DATA "[prune]\nsparsity_conv = 0.9999999999\n[fc]\noutputs = 10\n", NULL, 0,
@@ -181,9 +185,10 @@ static void test_overrides(void)
     char path[512];
     write_tmp(text, path, sizeof path);
     const char *good[] = {"train.lr=0.2", "fc1.prune=1.5", "head.bits = 4", "quantize.bits_fc=4",
-                          "data.dir=/elsewhere", "train.lr=0.3"};
+                          "data.dir=/elsewhere", "train.lr=0.3", "encode.dense_bits=16"};
     struct dc_config c;
-    CHECK_OK(dc_config_load(path, good, 6, &c));
+    CHECK_OK(dc_config_load(path, good, 7, &c));
+    CHECK(c.dense_bits == 16 && c.has_encode == 1);
     CHECK(c.lr == 0.3f); /* the last override of a key wins */
     CHECK(c.layers[0].prune == 1.5f && c.layers[1].bits == 4 && c.layers[0].bits == 0);
     CHECK(c.has_quantize == 1 && c.bits_fc == 4 && c.bits_conv == 8 && c.has_prune == 0);

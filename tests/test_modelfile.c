@@ -4,7 +4,9 @@
  * outputs), with Huffman on and off and with index widths small enough to
  * need fillers.  Then the damage sweep: every truncation and every single-bit
  * flip of a real file is rejected with a message (never a crash), and wrong
- * magic, wrong version and a CRC mismatch give the messages users see. */
+ * magic, wrong version and a CRC mismatch give the messages users see.
+ * Last, dense_bits = 16: refused before dc_round_dense_half, bit-exact after
+ * it, 2 bytes per dense value in the byte counts, and damage-checked too. */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,6 +116,19 @@ static void compare_nets(struct dc_backend *be, struct dc_net *a, struct dc_net 
     CHECK(memcmp(out_a, out_b, sizeof out_a) == 0);
 }
 
+/* Every byte of the file lies in the header or in exactly one class of one section. */
+static void check_accounting(const struct dc_modelfile_stats *st)
+{
+    uint64_t sum = st->header_bytes;
+    for (int i = 0; i < st->nsections; i++) {
+        const struct dc_section_stats *s = &st->s[i];
+        sum += s->total_bytes;
+        CHECK(s->total_bytes == s->value_bytes + s->index_bytes + s->codebook_bytes + s->table_bytes +
+                                    s->overhead_bytes);
+    }
+    CHECK(sum == st->file_bytes);
+}
+
 static void test_round_trip(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
 {
     const int widths[3][2] = {{8, 5}, {2, 1}, {16, 16}}; /* conv, fc index bits */
@@ -135,16 +150,10 @@ static void test_round_trip(struct dc_backend *be, struct dc_net *net, struct dc
                 CHECK(cfg2->nlayers == cfg->nlayers && strcmp(cfg2->net_text, cfg->net_text) == 0);
                 CHECK(st2.file_bytes == st.file_bytes && st2.nsections == net->nparams);
                 CHECK(st.dense_bytes == 4 * dc_net_param_count(net));
-                uint64_t sum = st.header_bytes;
-                for (int i = 0; i < st.nsections; i++) {
-                    const struct dc_section_stats *s = &st.s[i];
-                    sum += s->total_bytes;
-                    CHECK(s->total_bytes == s->value_bytes + s->index_bytes + s->codebook_bytes + s->table_bytes +
-                                                s->overhead_bytes);
-                    if (wi == 1 && strcmp(s->name, "f1.weight") == 0)
-                        CHECK(s->entries > s->kept); /* 1-bit gaps at 10% density need fillers */
-                }
-                CHECK(sum == st.file_bytes);
+                check_accounting(&st);
+                for (int i = 0; i < st.nsections; i++)
+                    if (wi == 1 && strcmp(st.s[i].name, "f1.weight") == 0)
+                        CHECK(st.s[i].entries > st.s[i].kept); /* 1-bit gaps at 10% density need fillers */
                 if (huff && wi == 0) {
                     printf("round trip (Huffman, index bits 8/5):\n");
                     dc_report_print(stdout, &st);
@@ -283,6 +292,97 @@ static void test_encoder_checks(struct dc_backend *be, struct dc_net *net, struc
     free(buf);
 }
 
+/* Bytes of the file and of its dense sections, encoded with cfg as it stands. */
+static size_t encoded_size(struct dc_net *net, const struct dc_config *cfg, uint64_t *dense_count)
+{
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    struct dc_modelfile mf;
+    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
+    *dense_count = 0;
+    if (buf && dc_modelfile_parse(buf, size, "count.dcm", &mf) == DC_OK) {
+        for (int i = 0; i < mf.nparams; i++)
+            *dense_count += mf.params[i].kind != DC_SECTION_CODED ? mf.stats.s[i].count : 0;
+        dc_modelfile_free(&mf);
+    }
+    free(buf);
+    return size;
+}
+
+/* dense_bits = 16: the writer refuses values that are not halves, and after
+ * dc_round_dense_half the file round trips bit for bit at 2 bytes a value. */
+static void test_dense16(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
+{
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    cfg->dense_bits = 8;
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_CONFIG);
+    cfg->dense_bits = 16;
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_ARG); /* running_var is random */
+    CHECK(strstr(dc_error_msg(), "c1.bn.running_var: value 0 (") && strstr(dc_error_msg(), "dense_bits = 16"));
+    cfg->dense_bits = 32;
+    CHECK_OK(dc_round_dense_half(net));
+    uint64_t dense32 = 0, dense16 = 0;
+    size_t size32 = encoded_size(net, cfg, &dense32);
+    cfg->dense_bits = 16;
+    size_t size16 = encoded_size(net, cfg, &dense16);
+    CHECK(dense32 > 0 && dense16 == dense32 && size32 - size16 == 2 * dense32);
+    char path[1024];
+    test_tmp_path("test_modelfile16.dcm", path, sizeof path);
+    struct dc_modelfile_stats st, st2;
+    struct dc_net *back = NULL;
+    struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
+    CHECK_OK(dc_modelfile_write(path, net, cfg, &st));
+    CHECK_OK(dc_modelfile_load(path, be, NB, &back, cfg2, &st2));
+    if (back) {
+        compare_nets(be, net, back);
+        check_accounting(&st);
+        for (int i = 0; i < st.nsections; i++)
+            CHECK(st.s[i].kind == DC_SECTION_CODED ||
+                  (st.s[i].kind == DC_SECTION_DENSE16 && st.s[i].value_bytes == 2 * st.s[i].count));
+        CHECK(st.file_bytes == size16);
+        printf("round trip with dense_bits = 16:\n");
+        dc_report_print(stdout, &st);
+        dc_net_free(back);
+        dc_modelfile_stats_free(&st2);
+    }
+    dc_modelfile_stats_free(&st);
+    dc_config_free(cfg2);
+    free(cfg2);
+    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
+    if (buf)
+        test_damage(buf, size);
+    free(buf);
+    cfg->dense_bits = 32;
+}
+
+/* The kind-2 section example of docs/model-format.md, byte for byte, behind a valid header. */
+static void test_doc_example(void)
+{
+    static const uint8_t sec[40] = {0x20, 0, 0, 0, 7, 'f', '2', '.', 'b', 'i', 'a', 's', 2, 1, 3, 0, 0, 0, 1, 0,
+                                    0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0x00, 0x3c, 0x00, 0xc1, 0x66, 0x2e,
+                                    0x05, 0x7b, 0xda, 0x38};
+    const char text[] = "[fc]\nname=f2\noutputs=3\n";
+    uint32_t fields[9] = {1, 0, 0, 1, 28, 28, 10, 1, (uint32_t)strlen(text)};
+    uint8_t buf[200];
+    size_t n = 0;
+    memcpy(buf, DC_MODELFILE_MAGIC, 8), n = 8;
+    memcpy(buf + n, fields, sizeof fields), n += sizeof fields; /* little-endian host, as the CPU tests assume */
+    memcpy(buf + n, text, strlen(text)), n += strlen(text);
+    uint32_t crc = dc_crc32(0, buf, n);
+    memcpy(buf + n, &crc, 4), n += 4;
+    memcpy(buf + n, sec, sizeof sec), n += sizeof sec;
+    struct dc_modelfile mf;
+    CHECK_OK(dc_modelfile_parse(buf, n, "example.dcm", &mf));
+    CHECK(mf.nparams == 1);
+    if (mf.nparams == 1) {
+        const float want[3] = {1.0f, -2.5f, 0.0999755859375f};
+        CHECK(mf.params[0].kind == DC_SECTION_DENSE16 && memcmp(mf.params[0].values, want, sizeof want) == 0);
+        CHECK(mf.stats.s[0].value_bytes == 6 && mf.stats.s[0].overhead_bytes == 34);
+        dc_modelfile_free(&mf);
+    }
+}
+
 /* Header field at byte `off` set to v, or the description's first `from`
  * replaced by `to` (same length); the header CRC recomputed, so only the
  * reader's own checks stand between such an edit and a huge allocation. */
@@ -357,6 +457,8 @@ int main(void)
             free(buf);
         }
         test_encoder_checks(be, net, cfg);
+        test_dense16(be, net, cfg); /* last: it rounds the network */
+        test_doc_example();
         dc_net_free(net);
     }
     dc_config_free(cfg);

@@ -90,6 +90,8 @@ struct dc_config {
     int has_encode;
     int index_bits_conv, index_bits_fc; /* 1..16, defaults 8 and 5 */
     int huffman;                        /* default 1 */
+    int dense_bits;                     /* 32 or 16: width of dense values (biases, batch-norm);
+                                           16 rounds them to half precision before encoding */
     char encode_file[256];              /* default "model.dcm", relative to --out */
 
     /* the network: one entry per layer section, in file order */

@@ -1,7 +1,7 @@
 /* modelfile.h: the compressed model file (.dcm), byte layout in
  * docs/model-format.md.  Self-describing: it carries the network description,
  * the dataset kind and input shape, then one CRC-checked section per
- * parameter: dense float32, or pruned/quantized weights as a gap-coded
+ * parameter: dense float32 (or half), or pruned/quantized weights as a gap-coded
  * position stream, a cluster-index stream (each fixed-width or canonical
  * Huffman) and a float32 codebook.  Decoded values are bit-exact. */
 #ifndef DC_MODELFILE_H
@@ -17,7 +17,8 @@
 #define DC_MODELFILE_VERSION 1
 #define DC_MODELFILE_MAX_TEXT (1u << 20)
 
-enum dc_section_kind { DC_SECTION_DENSE = 0, DC_SECTION_CODED = 1 };
+/* DENSE16: dense values as IEEE half ([encode] dense_bits = 16) */
+enum dc_section_kind { DC_SECTION_DENSE = 0, DC_SECTION_CODED = 1, DC_SECTION_DENSE16 = 2 };
 enum dc_stream_coding { DC_CODING_FIXED = 0, DC_CODING_HUFFMAN = 1 };
 
 /* What one section costs, as the reader counted it (the report's source). */
@@ -27,12 +28,12 @@ struct dc_section_stats {
     uint64_t count;              /* weights in the tensor */
     uint64_t kept;               /* weights stored (count for dense and unpruned) */
     uint64_t entries;            /* position entries, fillers included (0: no position stream) */
-    int bits;                    /* cluster index width, 0 = float32 values */
+    int bits;                    /* cluster index width, 0 = float32 (or half, kind DENSE16) values */
     int index_bits;              /* gap width, 0 = positions implied (all weights stored) */
     int value_coding, index_coding;           /* enum dc_stream_coding */
     uint64_t value_stream_bits, index_stream_bits; /* coded bits before byte padding */
     /* bytes: every byte of the section falls in exactly one of the first five */
-    uint64_t value_bytes;        /* value stream or float32 values */
+    uint64_t value_bytes;        /* value stream, or float32 / half values */
     uint64_t index_bytes;        /* position stream */
     uint64_t codebook_bytes;     /* float32 codebook */
     uint64_t table_bytes;        /* Huffman code-length tables */
@@ -73,11 +74,22 @@ struct dc_modelfile {
 void dc_modelfile_free(struct dc_modelfile *mf);
 
 /* ---- writing ---- */
+/* 1 when the writer stores p as a dense section: not prunable, or prunable
+ * without mask and codebook (an untouched weight). */
+int dc_modelfile_stores_dense(const struct dc_param *p);
+/* Round every densely stored value of net to the nearest half (ties to even)
+ * in place, so that [encode] dense_bits = 16 loses nothing the network still
+ * has: call it before evaluating the network that will be encoded.  Fails,
+ * naming the parameter, on a value half precision cannot hold (|x| > 65504
+ * after rounding, or not finite). */
+enum dc_status dc_round_dense_half(struct dc_net *net);
 /* Encode net (and cfg's net_text, dataset, [encode] keys: index_bits_conv/fc,
- * huffman) into a malloc'd buffer.  Prunable parameters with a mask or a
- * codebook become coded sections; the rest are dense.  Fails when a
- * quantized weight differs from its codebook entry or a pruned weight is not
- * zero, since the file could not then reproduce the network exactly. */
+ * huffman, dense_bits) into a malloc'd buffer.  Prunable parameters with a
+ * mask or a codebook become coded sections; the rest are dense (float32, or
+ * half with dense_bits = 16).  Fails when a quantized weight differs from its
+ * codebook entry, a pruned weight is not zero, or (dense_bits = 16) a dense
+ * value is not exactly a half, since the file could not then reproduce the
+ * network exactly. */
 enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *cfg, uint8_t **buf,
                                    size_t *size);
 /* Encode, decode the result again and compare with the network bit for bit,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dc/crc32.h"
+#include "dc/half.h"
 #include "dc/huffman.h"
 #include "dc/modelfile.h"
 #include "dc/sparse.h"
@@ -103,6 +104,16 @@ static enum dc_status rd_f32s(struct rd *r, size_t n, const char *field, float *
     return DC_OK;
 }
 
+/* Half values (a dense section of kind 2), widened exactly. */
+static enum dc_status rd_f16s(struct rd *r, size_t n, const char *field, float *out)
+{
+    const uint8_t *p;
+    DC_TRY(rd_bytes(r, n * 2, field, &p));
+    for (size_t i = 0; i < n; i++)
+        out[i] = dc_half_to_float((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+    return DC_OK;
+}
+
 /* One symbol stream of `n` symbols of `width` bits into sym; counts its bytes. */
 static enum dc_status rd_stream(struct rd *r, const char *field, size_t n, int width, uint32_t *sym,
                                 int *coding, uint64_t *stream_bits, uint64_t *data_bytes, uint64_t *table_bytes)
@@ -173,8 +184,8 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
     memcpy(r->name, mp->name, nlen + 1);
     memcpy(ss->name, mp->name, nlen + 1);
     DC_TRY(rd_u8(r, "kind", &kind));
-    if (kind != DC_SECTION_DENSE && kind != DC_SECTION_CODED)
-        return rd_fail(r, "kind", "%u (0 dense, 1 coded)", kind);
+    if (kind != DC_SECTION_DENSE && kind != DC_SECTION_CODED && kind != DC_SECTION_DENSE16)
+        return rd_fail(r, "kind", "%u (0 dense, 1 coded, 2 dense half)", kind);
     DC_TRY(rd_u8(r, "flags", &flags));
     if (flags & ~7u)
         return rd_fail(r, "flags", "0x%02x has unknown bits", flags);
@@ -195,8 +206,8 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
     mp->is_conv = ss->is_conv = (flags >> 2) & 1;
     ss->count = ss->kept = count;
     /* a dense section must hold its values before we allocate for them */
-    if (kind == DC_SECTION_DENSE)
-        DC_TRY(rd_need(r, count * 4, "values"));
+    if (kind != DC_SECTION_CODED)
+        DC_TRY(rd_need(r, count * (kind == DC_SECTION_DENSE16 ? 2 : 4), "values"));
     mp->values = calloc((size_t)count, sizeof(float));
     if (!mp->values)
         return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %llu values", mp->name, (unsigned long long)count);
@@ -328,9 +339,11 @@ static enum dc_status parse_section(struct rd *r, struct dc_modelfile_param *mp,
                         r->origin, r->sec, r->name, stored, computed);
     struct rd b = {body, blen, r->origin, r->sec, "?"};
     DC_TRY(parse_section_head(&b, mp, ss));
-    if (mp->kind == DC_SECTION_DENSE) {
-        DC_TRY(rd_f32s(&b, (size_t)ss->count, "values", mp->values));
-        ss->value_bytes = ss->count * 4;
+    if (mp->kind != DC_SECTION_CODED) {
+        int half = mp->kind == DC_SECTION_DENSE16;
+        DC_TRY(half ? rd_f16s(&b, (size_t)ss->count, "values", mp->values)
+                    : rd_f32s(&b, (size_t)ss->count, "values", mp->values));
+        ss->value_bytes = ss->count * (half ? 2 : 4);
         ss->value_stream_bits = ss->value_bytes * 8;
     } else {
         DC_TRY(parse_coded(&b, mp, ss));

@@ -1,5 +1,5 @@
 /* modelfile_write.c: encodes a network into the .dcm format (layout in
- * docs/model-format.md): dense float32 sections, or for pruned/quantized
+ * docs/model-format.md): dense float32 (or half) sections, or for pruned/quantized
  * weights a gap-coded position stream and a cluster-index stream, each
  * Huffman-coded when that is smaller than fixed-width packing.  The file is
  * assembled in memory in a dc_bitwriter used a whole byte at a time. */
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dc/crc32.h"
+#include "dc/half.h"
 #include "dc/huffman.h"
 #include "dc/modelfile.h"
 #include "dc/sparse.h"
@@ -36,6 +37,23 @@ static enum dc_status put_f32s(struct dc_bitwriter *b, const float *v, size_t n)
         uint32_t u;
         memcpy(&u, &v[i], 4);
         DC_TRY(put_u32(b, u));
+    }
+    return DC_OK;
+}
+
+/* Dense values as half ([encode] dense_bits = 16).  Rounding here would make
+ * the file differ from the network that was evaluated, so a value that is
+ * not already a half is an error: dc_round_dense_half belongs before evaluation. */
+static enum dc_status put_f16s(struct dc_bitwriter *b, const struct dc_param *p, const float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!dc_half_exact(v[i]))
+            return DC_ERROR(DC_ERR_ARG, "%s: value %zu (%.9g) is not a half-precision number; with [encode] "
+                            "dense_bits = 16 round the network first (dc_round_dense_half)", p->name, i,
+                            (double)v[i]);
+        uint16_t h = dc_half_from_float(v[i]);
+        uint8_t x[2] = {(uint8_t)h, (uint8_t)(h >> 8)};
+        DC_TRY(dc_bitwriter_append(b, x, 2));
     }
     return DC_OK;
 }
@@ -212,7 +230,8 @@ static enum dc_status put_section(struct dc_bitwriter *b, struct dc_backend *be,
     if (dc_param_count(p) > 0x7FFFFFFF)
         return DC_ERROR(DC_ERR_UNSUPPORTED, "%s: %zu weights exceed the format's 2^31 - 1", p->name,
                         dc_param_count(p));
-    int coded = p->prunable && (p->mask || p->assign);
+    int coded = !dc_modelfile_stores_dense(p);
+    int kind = coded ? DC_SECTION_CODED : cfg->dense_bits == 16 ? DC_SECTION_DENSE16 : DC_SECTION_DENSE;
     int index_bits = p->is_conv ? cfg->index_bits_conv : cfg->index_bits_fc;
     if (coded && p->mask && (index_bits < 1 || index_bits > DC_INDEX_BITS_MAX))
         return DC_ERROR(DC_ERR_CONFIG, "%s: index bits %d outside 1..%d ([encode] index_bits_%s)", p->name,
@@ -220,7 +239,7 @@ static enum dc_status put_section(struct dc_bitwriter *b, struct dc_backend *be,
     DC_TRY(put_u32(b, 0)); /* body length, patched below */
     DC_TRY(put_u8(b, (uint32_t)nlen));
     DC_TRY(dc_bitwriter_append(b, p->name, nlen));
-    DC_TRY(put_u8(b, coded ? DC_SECTION_CODED : DC_SECTION_DENSE));
+    DC_TRY(put_u8(b, (uint32_t)kind));
     DC_TRY(put_u8(b, (uint32_t)((p->trainable ? 1 : 0) | (p->prunable ? 2 : 0) | (p->is_conv ? 4 : 0))));
     int dims[4] = {p->w.n, p->w.c, p->w.h, p->w.w};
     for (int i = 0; i < 4; i++)
@@ -229,8 +248,10 @@ static enum dc_status put_section(struct dc_bitwriter *b, struct dc_backend *be,
     enum dc_status st = host_param_load(be, p, &h);
     if (st == DC_OK && coded)
         st = host_param_check(p, &h);
-    if (st == DC_OK)
-        st = coded ? put_coded(b, p, &h, index_bits, cfg->huffman) : put_f32s(b, h.w, h.n);
+    if (st == DC_OK && coded)
+        st = put_coded(b, p, &h, index_bits, cfg->huffman);
+    else if (st == DC_OK)
+        st = kind == DC_SECTION_DENSE16 ? put_f16s(b, p, h.w, h.n) : put_f32s(b, h.w, h.n);
     host_param_free(&h);
     DC_TRY(st);
     if (b->len - start - 4 > UINT32_MAX)
@@ -257,6 +278,9 @@ static enum dc_status put_header(struct dc_bitwriter *b, const struct dc_net *ne
 
 enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *cfg, uint8_t **buf, size_t *size)
 {
+    if (cfg->dense_bits != 16 && cfg->dense_bits != 32)
+        return DC_ERROR(DC_ERR_CONFIG, "model file: dense bits %d; [encode] dense_bits must be 16 or 32",
+                        cfg->dense_bits);
     struct dc_bitwriter b;
     dc_bitwriter_init(&b);
     enum dc_status st = put_header(&b, net, cfg);

@@ -29,7 +29,8 @@ struct cfg_key {
     int required;             /* 1: must be given; 0 with dflt NULL: the caller derives it */
     double lo, hi;            /* allowed range */
     int lo_open, hi_open;     /* 1: that end is excluded */
-    const char *const *words; /* CFG_ENUM and word-limited CFG_STR, NULL-terminated */
+    const char *const *words; /* CFG_ENUM, word-limited CFG_STR, and CFG_INT limited to
+                                 these values (e.g. "16", "32"); NULL-terminated */
 };
 
 struct cfg_section {

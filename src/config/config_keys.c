@@ -32,6 +32,7 @@ static const char *const schedule_words[] = {"const", "step", "cosine", "onecycl
 static const char *const method_words[] = {"std", "sparsity", NULL};
 static const char *const init_words[] = {"linear", "density", "random", NULL};
 static const char *const activation_words[] = {"linear", "relu", NULL};
+static const char *const dense_bits_words[] = {"16", "32", NULL}; /* float16 or float32 */
 
 static const struct cfg_key data_keys[] = {
     KENUM_REQ("set", G(dataset), dataset_words),
@@ -83,6 +84,9 @@ static const struct cfg_key encode_keys[] = {
     KINT("index_bits_conv", G(index_bits_conv), "8", 1, 16),
     KINT("index_bits_fc", G(index_bits_fc), "5", 1, 16),
     KBOOL("huffman", G(huffman), "1"),
+    /* an int limited to a list: half or single precision, nothing in between */
+    {.name = "dense_bits", .kind = CFG_INT, .off = G(dense_bits), .dflt = "32", .lo = 16, .hi = 32,
+     .words = dense_bits_words},
     KSTR("file", G(encode_file), sizeof(((struct dc_config *)0)->encode_file), "model.dcm", NULL),
 };
 

@@ -51,6 +51,14 @@ static int in_range(const struct cfg_key *k, double x)
     return x < k->hi || (!k->hi_open && x == k->hi);
 }
 
+/* An integer key with a word list takes only the listed values ("016" counts as "16"). */
+static int int_listed(const struct cfg_key *k, long long x)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%lld", x);
+    return k->kind != CFG_INT || !k->words || word_index(k->words, text) >= 0;
+}
+
 /* Parse v into the field of k; on failure write the reason and return 0. */
 static int parse_into(const struct cfg_key *k, const char *v, void *base, char *why, size_t len)
 {
@@ -73,10 +81,15 @@ static int parse_into(const struct cfg_key *k, const char *v, void *base, char *
                 snprintf(why, len, "'%s' is not an integer", v);
             return 0;
         }
-        if (errno == ERANGE || x < INT_MIN || x > INT_MAX || !in_range(k, (double)x)) {
+        if (errno == ERANGE || x < INT_MIN || x > INT_MAX || !in_range(k, (double)x) || !int_listed(k, x)) {
             char r[80] = "must be 0 or 1";
-            if (k->kind == CFG_INT)
+            if (k->kind == CFG_INT && k->words) {
+                char list[60];
+                word_list(k->words, list, sizeof list);
+                snprintf(r, sizeof r, "must be %s", list);
+            } else if (k->kind == CFG_INT) {
                 range_text(k, r, sizeof r);
+            }
             snprintf(why, len, "%s (got %s)", r, v);
             return 0;
         }

@@ -127,6 +127,18 @@ static enum dc_status dc_job_check_decoded(struct dc_job *job, const char *path,
     return s;
 }
 
+/* [encode] dense_bits = 16: the file keeps dense values as half, so round the
+ * network itself first; then the network evaluated here is the one the file
+ * holds, and the decoded model must agree with it on every test image. */
+static enum dc_status dc_job_round_dense(struct dc_job *job)
+{
+    struct dc_eval ev;
+    DC_TRY(dc_round_dense_half(job->net));
+    DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
+    dc_info("encode: dense parameters rounded to half precision: test accuracy %.2f%%", 100 * ev.accuracy);
+    return DC_OK;
+}
+
 enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len)
 {
     double t0 = dc_time_now();
@@ -138,6 +150,8 @@ enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len)
         snprintf(path, sizeof path, "%s/%s", job->out_dir, file);
     struct dc_modelfile_stats st;
     memset(&st, 0, sizeof st);
+    if (job->cfg.dense_bits == 16)
+        DC_TRY(dc_job_round_dense(job));
     DC_TRY(dc_modelfile_write(path, job->net, &job->cfg, &st));
     struct dc_eval ev = {0};
     int mismatch = 0;
@@ -164,10 +178,11 @@ enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len)
     char fj[900];
     size_t off = 0, *o = &off;
     DC_REC("{\"stage\": \"encode\", \"epochs\": 0, \"seconds\": %.3f, \"file\": %s, \"dense_bytes\": %llu, "
-           "\"file_bytes\": %llu, \"compression_rate\": %.4f, \"test_accuracy\": %.6f, \"test_loss\": %.6f, "
-           "\"prediction_mismatches\": %d, \"layers\": %s}",
+           "\"file_bytes\": %llu, \"dense_bits\": %d, \"compression_rate\": %.4f, \"test_accuracy\": %.6f, "
+           "\"test_loss\": %.6f, \"prediction_mismatches\": %d, \"layers\": %s}",
            dc_time_now() - t0, dc_json_str(fj, sizeof fj, path), (unsigned long long)st.dense_bytes,
-           (unsigned long long)st.file_bytes, dc_report_rate(&st), ev.accuracy, ev.loss, mismatch, layers);
+           (unsigned long long)st.file_bytes, job->cfg.dense_bits, dc_report_rate(&st), ev.accuracy, ev.loss,
+           mismatch, layers);
     free(layers);
     dc_modelfile_stats_free(&st);
     if (off >= len)
