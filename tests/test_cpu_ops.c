@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kmeans_ref.h"
 #include "cpu/cpu_internal.h"
 #include "dc/backend.h"
 #include "dc/rng.h"
@@ -520,37 +521,6 @@ static void test_sgd(struct dc_backend *be)
 
 /* ------------------------------------------------------------- k-means */
 
-/* Brute-force Lloyd with the semantics of backend.h: assign all, then
- * `iters` times: means (empty keeps), re-assign, stop when nothing changed. */
-static void ref_kmeans(size_t n, const float *x, const float *mask, float *cent, int m, int iters,
-                       uint8_t *assign)
-{
-    for (int it = 0; it <= iters; it++) {
-        if (it > 0) {
-            double sum[256] = {0};
-            size_t cnt[256] = {0};
-            for (size_t i = 0; i < n; i++)
-                if (!mask || mask[i] != 0.0f)
-                    sum[assign[i]] += x[i], cnt[assign[i]]++;
-            for (int j = 0; j < m; j++)
-                if (cnt[j])
-                    cent[j] = (float)(sum[j] / (double)cnt[j]);
-        }
-        int changed = 0;
-        for (size_t i = 0; i < n; i++) {
-            int best = 0;
-            if (!mask || mask[i] != 0.0f)
-                for (int j = 1; j < m; j++)
-                    if (fabsf(x[i] - cent[j]) < fabsf(x[i] - cent[best]))
-                        best = j;
-            changed |= it == 0 || assign[i] != best;
-            assign[i] = (uint8_t)best;
-        }
-        if (!changed)
-            break;
-    }
-}
-
 static void test_kmeans_case(struct dc_backend *be, size_t n, int m, int iters, int use_mask, int grid)
 {
     float *x = rnd_array(n), *mask = rnd_array(n), cent[256], rcent[256];
@@ -566,7 +536,7 @@ static void test_kmeans_case(struct dc_backend *be, size_t n, int m, int iters, 
         cent[m - 1] = cent[1], cent[2] = 0.0625f;
     memcpy(rcent, cent, sizeof cent);
     const float *mk = use_mask ? mask : NULL;
-    ref_kmeans(n, x, mk, rcent, m, iters, rassign);
+    reference_kmeans(n, x, mk, rcent, m, iters, rassign);
     CHECK_OK(be->ops.kmeans_1d(be, n, x, mk, cent, m, iters, assign));
     char what[80];
     snprintf(what, sizeof what, "kmeans_1d n %zu M %d iters %d mask %d grid %d", n, m, iters,

@@ -11,45 +11,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "kmeans_ref.h"
 #include "dc/backend.h"
 #include "dc/quantize.h"
 #include "dc/rng.h"
 
 static struct dc_rng rng;
-
-static int nearest(const float *c, int m, float x)
-{
-    int best = 0;
-    for (int j = 1; j < m; j++)
-        if (fabsf(x - c[j]) < fabsf(x - c[best]))
-            best = j;
-    return best;
-}
-
-static void reference_kmeans(size_t n, const float *x, const float *mask, float *c, int m, int iters,
-                             uint8_t *assign)
-{
-    for (size_t i = 0; i < n; i++)
-        assign[i] = (mask && mask[i] == 0.0f) ? 0 : (uint8_t)nearest(c, m, x[i]);
-    for (int it = 0; it < iters; it++) {
-        double sum[256] = {0};
-        size_t cnt[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            if (!mask || mask[i] != 0.0f)
-                sum[assign[i]] += x[i], cnt[assign[i]]++;
-        for (int j = 0; j < m; j++)
-            if (cnt[j])
-                c[j] = (float)(sum[j] / (double)cnt[j]);
-        int changed = 0;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t a = (mask && mask[i] == 0.0f) ? 0 : (uint8_t)nearest(c, m, x[i]);
-            changed |= a != assign[i];
-            assign[i] = a;
-        }
-        if (!changed)
-            break;
-    }
-}
 
 /* Run the backend's kmeans_1d on host data (copies in and out). */
 static void backend_kmeans(struct dc_backend *be, size_t n, const float *x, const float *mask, float *c, int m,
