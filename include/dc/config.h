@@ -46,7 +46,6 @@ struct dc_layer_cfg {
 
 struct dc_config {
     char path[512];                    /* the INI file */
-    char text_path[512];               /* unused by the library; tools may keep notes */
 
     /* [data] */
     enum dc_dataset_kind dataset;      /* set = mnist | cifar10 */

@@ -47,10 +47,6 @@ static enum dc_status dc_mkdirs(const char *path)
     return DC_OK;
 }
 
-struct dc_phase_ctx {
-    struct dc_job *job;
-};
-
 static enum dc_status dc_job_on_epoch(void *user, const struct dc_epoch_report *r)
 {
     struct dc_job *job = user;
