@@ -15,7 +15,7 @@ extern "C" int dc_cuda_compiled(void) { return 1; }
 
 /* ---- grow-only buffers ---- */
 
-static enum dc_status dc_cuda_grow(void **buf, size_t *have, size_t bytes, const char *what)
+extern "C" enum dc_status dc_cuda_grow(void **buf, size_t *have, size_t bytes, const char *what)
 {
     if (bytes <= *have)
         return DC_OK;
@@ -169,6 +169,10 @@ static void cuda_set_ops(struct dc_backend_ops *o)
     o->codebook_grad = dc_cuda_codebook_grad;
     o->batch_images = dc_cuda_batch_images;
     o->batch_labels = dc_cuda_batch_labels;
+    o->spmat_prepare = dc_cuda_spmat_prepare;
+    o->spmat_release = dc_cuda_spmat_release;
+    o->spmat_fc = dc_cuda_spmat_fc;
+    o->spmat_conv = dc_cuda_spmat_conv;
     o->moments = dc_cuda_moments;
 }
 
@@ -215,6 +219,8 @@ static enum dc_status cuda_open(struct dc_backend *be, struct dc_cuda_ctx *ctx)
     DC_CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->desc_b));
     DC_CUDNN_CHECK(cudnnCreateTensorDescriptor(&ctx->desc_param));
     DC_CUDNN_CHECK(cudnnCreatePoolingDescriptor(&ctx->pool));
+    DC_CUSPARSE_CHECK(cusparseCreate(&ctx->sparse));
+    DC_CUSPARSE_CHECK(cusparseSetStream(ctx->sparse, ctx->stream));
     DC_CUDA_CHECK(cudaMalloc(&ctx->step_buf, DC_CUDA_STEP_DOUBLES * sizeof(double)));
 
     /* prop.name may be up to 256 bytes: keep the first 96, the rest fits 128 */
@@ -259,6 +265,8 @@ extern "C" void dc_cuda_backend_shutdown(struct dc_backend *be)
         cudnnDestroyTensorDescriptor(ctx->desc_b);
     if (ctx->desc_a)
         cudnnDestroyTensorDescriptor(ctx->desc_a);
+    if (ctx->sparse)
+        cusparseDestroy(ctx->sparse);
     if (ctx->dnn)
         cudnnDestroy(ctx->dnn);
     if (ctx->blas)

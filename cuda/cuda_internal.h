@@ -44,6 +44,7 @@ struct dc_cuda_ctx {
     cublasHandle_t blas;
     void *blas_ws;          /* cuBLAS workspace, DC_CUDA_BLAS_WORKSPACE bytes */
     cudnnHandle_t dnn;
+    cusparseHandle_t sparse; /* csr products of compressed inference (cuda_spmat.cu) */
     /* reusable descriptors for pooling and batch norm (set per call, host only) */
     cudnnTensorDescriptor_t desc_a, desc_b, desc_param;
     cudnnPoolingDescriptor_t pool;
@@ -125,6 +126,9 @@ static __device__ inline double dc_block_sum(double v)
 extern "C" {
 #endif
 
+/* *buf holds at least `bytes` afterwards (freed and reallocated, so contents
+ * are lost, when it held less); `what` names it in the out-of-memory message. */
+enum dc_status dc_cuda_grow(void **buf, size_t *have, size_t bytes, const char *what);
 /* Grow-only buffers; growing synchronises the device (cudaFree) and is not
  * allowed during graph capture, so warm-up steps must be the ones that grow them. */
 enum dc_status dc_cuda_workspace(struct dc_cuda_ctx *ctx, size_t bytes, void **out);
@@ -200,6 +204,13 @@ enum dc_status dc_cuda_batch_images(struct dc_backend *be, const struct dc_batch
                                     const uint8_t *images, const int32_t *idx, float *out);
 enum dc_status dc_cuda_batch_labels(struct dc_backend *be, int n, const uint8_t *labels,
                                     const int32_t *idx, int32_t *out);
+
+/* cuda_spmat.cu */
+enum dc_status dc_cuda_spmat_prepare(struct dc_backend *be, struct dc_spmat *a);
+void dc_cuda_spmat_release(struct dc_backend *be, struct dc_spmat *a);
+enum dc_status dc_cuda_spmat_fc(struct dc_backend *be, const struct dc_spmat *a, int n, const float *x, float *y);
+enum dc_status dc_cuda_spmat_conv(struct dc_backend *be, const struct dc_conv_desc *d, const struct dc_spmat *a,
+                                  const float *x, float *y);
 
 /* cuda_reduce.cu */
 enum dc_status dc_cuda_moments(struct dc_backend *be, size_t n, const float *x, double *host_out);

@@ -582,6 +582,11 @@ static void test_op(enum dc_op op)
     case DC_OP_SYNC:
         test_memory(op);
         break;
+    case DC_OP_SPMAT_PREPARE:
+    case DC_OP_SPMAT_RELEASE:
+    case DC_OP_SPMAT_FC:
+    case DC_OP_SPMAT_CONV:
+        break; /* every format, shape and batch: tests/test_gpu_spmat.c */
     case DC_OP_GEMM:
     case DC_OP_AXPBY:
     case DC_OP_MUL:

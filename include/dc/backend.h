@@ -62,6 +62,7 @@ struct dc_batch_desc {
 };
 
 struct dc_backend;
+struct dc_spmat; /* dc/spmat.h */
 
 /* The operation table.  Keep the order in step with enum dc_op below; the
  * static assertion in backend.c counts the entries. */
@@ -179,6 +180,20 @@ struct dc_backend_ops {
     enum dc_status (*batch_labels)(struct dc_backend *be, int n, const uint8_t *labels,
                                    const int32_t *idx, int32_t *out);
 
+    /* ---- compressed inference (dc/spmat.h): A is [M,K] in any format ---- */
+    /* Backend state for products with up to a->max_n right-hand columns
+     * (cuSPARSE descriptors, buffer sizes and buffers), made once at load;
+     * a no-op on the CPU.  spmat_release frees that state only. */
+    enum dc_status (*spmat_prepare)(struct dc_backend *be, struct dc_spmat *a);
+    void (*spmat_release)(struct dc_backend *be, struct dc_spmat *a);
+    /* y[N,M] = x[N,K] A^T, then the epilogue (N <= a->max_n; N = 1 is SpMV) */
+    enum dc_status (*spmat_fc)(struct dc_backend *be, const struct dc_spmat *a, int n, const float *x,
+                               float *y);
+    /* y [N,K',P,Q] = conv(x [N,C,H,W], A viewed as [K',C,R,S]) then the
+     * epilogue per output channel: A times the im2col matrix of each image */
+    enum dc_status (*spmat_conv)(struct dc_backend *be, const struct dc_conv_desc *d,
+                                 const struct dc_spmat *a, const float *x, float *y);
+
     /* ---- reductions (result to host) ---- */
     /* host_out[0] = sum x, host_out[1] = sum x^2, host_out[2] = count of x != 0, in double */
     enum dc_status (*moments)(struct dc_backend *be, size_t n, const float *x, double *host_out);
@@ -197,6 +212,7 @@ enum dc_op {
     DC_OP_SGD_UPDATE,
     DC_OP_THRESHOLD_MASK, DC_OP_KMEANS_1D, DC_OP_CODEBOOK_GATHER, DC_OP_CODEBOOK_GRAD,
     DC_OP_BATCH_IMAGES, DC_OP_BATCH_LABELS,
+    DC_OP_SPMAT_PREPARE, DC_OP_SPMAT_RELEASE, DC_OP_SPMAT_FC, DC_OP_SPMAT_CONV,
     DC_OP_MOMENTS,
     DC_OP_COUNT
 };

@@ -9,7 +9,11 @@
 #include "dc/backend.h"
 #include "dc/config.h"
 #include "dc/rng.h"
+#include "dc/spmat.h"
 #include "dc/tensor.h"
+
+/* Batch norm's epsilon (PyTorch's default); folding it at load time must use the same. */
+#define DC_BN_EPS 1e-5f
 
 /* A parameter tensor and its training and compression state. */
 struct dc_param {
@@ -29,6 +33,11 @@ struct dc_param {
     float *dcode;            /* backend memory [m]: centroid gradient scratch */
     float *vcode;            /* backend memory [m]: centroid momentum */
     int m;                   /* codebook size (2^bits) */
+    /* compressed inference (dc/infer.h): when set, forward runs from this
+     * form (bias and folded batch norm in its epilogue), w may be released,
+     * and backward refuses */
+    struct dc_spmat *sp;
+    struct dc_conv_desc geom; /* conv weights: the convolution it serves, for a batch of 1 */
 };
 
 static inline size_t dc_param_count(const struct dc_param *p) { return dc_tensor_count(&p->w); }

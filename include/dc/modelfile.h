@@ -60,6 +60,12 @@ struct dc_modelfile_param {
     uint8_t *assign;             /* [count] cluster index (0 where pruned), NULL unless quantized */
     float codebook[256];
     int m;                       /* codebook entries, 0 unless quantized */
+    /* coded sections read with dc_modelfile_read_sparse (values, mask and
+     * assign are NULL then): the kept weights in position order */
+    uint32_t kept;
+    uint32_t *pos;               /* [kept] flat positions, increasing; owned */
+    uint8_t *codes;              /* [kept] cluster indices when quantized, else NULL; owned */
+    float *kvalues;              /* [kept] float32 values when not quantized, else NULL; owned */
 };
 
 struct dc_modelfile {
@@ -102,10 +108,26 @@ enum dc_status dc_modelfile_write(const char *path, struct dc_net *net, const st
 enum dc_status dc_modelfile_parse(const uint8_t *buf, size_t size, const char *origin,
                                   struct dc_modelfile *out);
 enum dc_status dc_modelfile_read(const char *path, struct dc_modelfile *out);
+/* The same checks, but coded (pruned or quantized) sections stay lists of
+ * kept weights (pos, codes or kvalues) and are never expanded to dense
+ * arrays: the compressed-inference loader builds its formats from them. */
+enum dc_status dc_modelfile_parse_sparse(const uint8_t *buf, size_t size, const char *origin,
+                                         struct dc_modelfile *out);
+enum dc_status dc_modelfile_read_sparse(const char *path, struct dc_modelfile *out);
 /* Copy decoded parameters into net (names and shapes must match; every
  * parameter needs a section): values, masks (p->mask) and quantization
  * state (dc_quantize_restore), so the loaded net can also be fine-tuned. */
 enum dc_status dc_modelfile_apply(const struct dc_modelfile *mf, struct dc_net *net, const char *origin);
+/* The parameter of net that section i fills: same count of sections and
+ * parameters, a parameter of that name, the same shape (else an error naming
+ * the section). */
+enum dc_status dc_modelfile_match(const struct dc_modelfile *mf, struct dc_net *net, const char *origin, int i,
+                                  struct dc_param **out);
+/* Before building the network a file describes: every weighted layer's width
+ * must agree with the section the file holds for it, so an edited
+ * description cannot ask for gigabytes. */
+enum dc_status dc_modelfile_check_net(const struct dc_modelfile *mf, const struct dc_config *cfg,
+                                      const char *origin);
 /* Read path, parse its network description into cfg (dc_config_parse_net;
  * cfg->dataset from the file), build the network (dc_net_create) on be and
  * fill it.  stats may be NULL.  On error nothing is left allocated. */

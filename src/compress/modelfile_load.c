@@ -24,6 +24,9 @@ void dc_modelfile_free(struct dc_modelfile *mf)
         free(mf->params[i].values);
         free(mf->params[i].mask);
         free(mf->params[i].assign);
+        free(mf->params[i].pos);
+        free(mf->params[i].codes);
+        free(mf->params[i].kvalues);
     }
     free(mf->params);
     free(mf->net_text);
@@ -31,7 +34,7 @@ void dc_modelfile_free(struct dc_modelfile *mf)
     memset(mf, 0, sizeof *mf);
 }
 
-enum dc_status dc_modelfile_read(const char *path, struct dc_modelfile *out)
+static enum dc_status dc_modelfile_read_as(const char *path, int sparse, struct dc_modelfile *out)
 {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -55,9 +58,19 @@ enum dc_status dc_modelfile_read(const char *path, struct dc_modelfile *out)
     } while (got > 0);
     int err = ferror(f);
     fclose(f);
-    enum dc_status st = err ? DC_ERROR(DC_ERR_IO, "%s: read error", path) : dc_modelfile_parse(buf, len, path, out);
+    enum dc_status st = err ? DC_ERROR(DC_ERR_IO, "%s: read error", path) : (sparse ? dc_modelfile_parse_sparse : dc_modelfile_parse)(buf, len, path, out);
     free(buf);
     return st;
+}
+
+enum dc_status dc_modelfile_read(const char *path, struct dc_modelfile *out)
+{
+    return dc_modelfile_read_as(path, 0, out);
+}
+
+enum dc_status dc_modelfile_read_sparse(const char *path, struct dc_modelfile *out)
+{
+    return dc_modelfile_read_as(path, 1, out);
 }
 
 static enum dc_status write_atomic(const char *path, const uint8_t *buf, size_t size)
@@ -146,20 +159,29 @@ enum dc_status dc_modelfile_apply(const struct dc_modelfile *mf, struct dc_net *
         return DC_ERROR(DC_ERR_FORMAT, "%s: input %dx%dx%d with %d classes, the network has %dx%dx%d with %d",
                         origin, mf->in_c, mf->in_h, mf->in_w, mf->classes, net->in_c, net->in_h, net->in_w,
                         net->classes);
+    for (int i = 0; i < mf->nparams; i++) {
+        struct dc_param *p;
+        DC_TRY(dc_modelfile_match(mf, net, origin, i, &p));
+        DC_TRY(apply_param(net->be, &mf->params[i], p));
+    }
+    return DC_OK;
+}
+
+enum dc_status dc_modelfile_match(const struct dc_modelfile *mf, struct dc_net *net, const char *origin, int i,
+                                  struct dc_param **out)
+{
+    const struct dc_modelfile_param *mp = &mf->params[i];
+    struct dc_param *p = *out = NULL;
     if (mf->nparams != net->nparams)
         return DC_ERROR(DC_ERR_FORMAT, "%s: %d sections for a network of %d parameters", origin, mf->nparams,
                         net->nparams);
-    for (int i = 0; i < mf->nparams; i++) {
-        const struct dc_modelfile_param *mp = &mf->params[i];
-        struct dc_param *p = dc_net_find_param(net, mp->name);
-        if (!p)
-            return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s) matches no parameter of the network", origin, i + 1,
-                            mp->name);
-        if (p->w.n != mp->n || p->w.c != mp->c || p->w.h != mp->h || p->w.w != mp->w)
-            return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s) has shape %dx%dx%dx%d, the network %dx%dx%dx%d",
-                            origin, i + 1, mp->name, mp->n, mp->c, mp->h, mp->w, p->w.n, p->w.c, p->w.h, p->w.w);
-        DC_TRY(apply_param(net->be, mp, p));
-    }
+    if (!(p = dc_net_find_param(net, mp->name)))
+        return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s) matches no parameter of the network", origin, i + 1,
+                        mp->name);
+    if (p->w.n != mp->n || p->w.c != mp->c || p->w.h != mp->h || p->w.w != mp->w)
+        return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s) has shape %dx%dx%dx%d, the network %dx%dx%dx%d", origin,
+                        i + 1, mp->name, mp->n, mp->c, mp->h, mp->w, p->w.n, p->w.c, p->w.h, p->w.w);
+    *out = p;
     return DC_OK;
 }
 
@@ -174,7 +196,7 @@ static const struct dc_modelfile_param *find_section(const struct dc_modelfile *
 /* The description decides how much memory the network takes; before building
  * it, every weighted layer's width must agree with the section the file
  * actually holds for it, so an edited description cannot ask for gigabytes. */
-static enum dc_status check_widths(const struct dc_modelfile *mf, const struct dc_config *cfg, const char *origin)
+enum dc_status dc_modelfile_check_net(const struct dc_modelfile *mf, const struct dc_config *cfg, const char *origin)
 {
     for (int i = 0; i < cfg->nlayers; i++) {
         const struct dc_layer_cfg *l = &cfg->layers[i];
@@ -208,7 +230,7 @@ enum dc_status dc_modelfile_load(const char *path, struct dc_backend *be, int ma
     enum dc_status st = dc_config_parse_net(mf.net_text, path, cfg);
     if (st == DC_OK) {
         cfg->dataset = mf.dataset;
-        st = check_widths(&mf, cfg, path);
+        st = dc_modelfile_check_net(&mf, cfg, path);
     }
     if (st == DC_OK) {
         st = dc_net_create(be, cfg, mf.in_c, mf.in_h, mf.in_w, mf.classes, max_batch, 0, net);

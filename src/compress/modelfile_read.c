@@ -20,6 +20,7 @@ struct rd {
     const char *origin;
     int sec;          /* section number (1-based), 0 = header */
     char name[48];    /* parameter of the section, "?" until known */
+    int sparse;       /* keep coded sections as kept-weight lists (dc_modelfile_read_sparse) */
 };
 
 /* "header" or "section 3 (fc1.weight)" */
@@ -208,6 +209,8 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
     /* a dense section must hold its values before we allocate for them */
     if (kind != DC_SECTION_CODED)
         DC_TRY(rd_need(r, count * (kind == DC_SECTION_DENSE16 ? 2 : 4), "values"));
+    else if (r->sparse)
+        return DC_OK; /* kept weights only: see parse_coded */
     mp->values = calloc((size_t)count, sizeof(float));
     if (!mp->values)
         return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %llu values", mp->name, (unsigned long long)count);
@@ -229,8 +232,9 @@ static enum dc_status parse_positions(struct rd *r, struct dc_modelfile_param *m
     if (entries < kept || entries > (uint64_t)r->left * 8)
         return rd_fail(r, "position entries", "%u entries for %zu weights in %zu bytes", entries, kept, r->left);
     uint32_t *gaps = malloc(sizeof *gaps * (entries ? entries : 1));
-    mp->mask = calloc(count, sizeof(float));
-    if (!gaps || !mp->mask) {
+    if (!r->sparse)
+        mp->mask = calloc(count, sizeof(float));
+    if (!gaps || (!r->sparse && !mp->mask)) {
         free(gaps);
         return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %u position entries", mp->name, entries);
     }
@@ -244,7 +248,7 @@ static enum dc_status parse_positions(struct rd *r, struct dc_modelfile_param *m
     free(gaps);
     DC_TRY(st);
     ss->entries = entries;
-    for (size_t k = 0; k < kept; k++)
+    for (size_t k = 0; !r->sparse && k < kept; k++)
         mp->mask[pos[k]] = 1.0f;
     return DC_OK;
 }
@@ -256,8 +260,10 @@ static enum dc_status parse_values(struct rd *r, struct dc_modelfile_param *mp, 
     size_t kept = (size_t)ss->kept;
     if (!ss->bits) {
         DC_TRY(rd_need(r, (uint64_t)kept * 4, "values"));
+        if (r->sparse && !(mp->kvalues = malloc(sizeof(float) * (kept ? kept : 1))))
+            return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %zu values", mp->name, kept);
         for (size_t k = 0; k < kept; k++)
-            rd_f32s(r, 1, "values", &mp->values[pos[k]]);
+            rd_f32s(r, 1, "values", r->sparse ? &mp->kvalues[k] : &mp->values[pos[k]]);
         ss->value_bytes = (uint64_t)kept * 4;
         ss->value_stream_bits = ss->value_bytes * 8;
         return DC_OK;
@@ -265,14 +271,19 @@ static enum dc_status parse_values(struct rd *r, struct dc_modelfile_param *mp, 
     if (kept > (uint64_t)r->left * 8)
         return rd_fail(r, "cluster indices", "%zu weights cannot fit in %zu bytes", kept, r->left);
     uint32_t *sym = malloc(sizeof *sym * (kept ? kept : 1));
-    mp->assign = calloc((size_t)ss->count, 1);
-    if (!sym || !mp->assign) {
+    if (r->sparse)
+        mp->codes = malloc(kept ? kept : 1);
+    else
+        mp->assign = calloc((size_t)ss->count, 1);
+    if (!sym || !(r->sparse ? (void *)mp->codes : (void *)mp->assign)) {
         free(sym);
         return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %zu cluster indices", mp->name, kept);
     }
     enum dc_status st = rd_stream(r, "cluster indices", kept, ss->bits, sym, &ss->value_coding,
                                   &ss->value_stream_bits, &ss->value_bytes, &ss->table_bytes);
-    for (size_t k = 0; st == DC_OK && k < kept; k++) {
+    for (size_t k = 0; st == DC_OK && r->sparse && k < kept; k++)
+        mp->codes[k] = (uint8_t)sym[k];
+    for (size_t k = 0; st == DC_OK && !r->sparse && k < kept; k++) {
         mp->assign[pos[k]] = (uint8_t)sym[k];
         mp->values[pos[k]] = mp->codebook[sym[k]];
     }
@@ -300,13 +311,17 @@ static enum dc_status parse_coded(struct rd *r, struct dc_modelfile_param *mp, s
         DC_TRY(rd_f32s(r, (size_t)mp->m, "codebook", mp->codebook));
         ss->codebook_bytes = 4ull * (uint64_t)mp->m;
     }
-    uint32_t *pos = malloc(sizeof *pos * (ss->count ? ss->count : 1));
+    uint64_t npos = r->sparse ? ss->kept : ss->count;
+    uint32_t *pos = malloc(sizeof *pos * (npos ? npos : 1));
     if (!pos)
-        return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %llu positions", mp->name, (unsigned long long)ss->count);
+        return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %llu positions", mp->name, (unsigned long long)npos);
     enum dc_status st = parse_positions(r, mp, ss, pos);
     if (st == DC_OK)
         st = parse_values(r, mp, ss, pos);
-    free(pos);
+    if (r->sparse && st == DC_OK)
+        mp->pos = pos, mp->kept = ss->kept;
+    else
+        free(pos);
     return st;
 }
 
@@ -337,7 +352,7 @@ static enum dc_status parse_section(struct rd *r, struct dc_modelfile_param *mp,
     if (stored != computed)
         return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s): CRC mismatch (stored 0x%08x, computed 0x%08x)",
                         r->origin, r->sec, r->name, stored, computed);
-    struct rd b = {body, blen, r->origin, r->sec, "?"};
+    struct rd b = {body, blen, r->origin, r->sec, "?", r->sparse};
     DC_TRY(parse_section_head(&b, mp, ss));
     if (mp->kind != DC_SECTION_CODED) {
         int half = mp->kind == DC_SECTION_DENSE16;
@@ -418,10 +433,11 @@ static enum dc_status parse_header(struct rd *r, struct dc_modelfile *mf)
     return DC_OK;
 }
 
-enum dc_status dc_modelfile_parse(const uint8_t *buf, size_t size, const char *origin, struct dc_modelfile *out)
+static enum dc_status dc_modelfile_parse_as(const uint8_t *buf, size_t size, const char *origin, int sparse,
+                                            struct dc_modelfile *out)
 {
     memset(out, 0, sizeof *out);
-    struct rd r = {buf, size, origin, 0, "?"};
+    struct rd r = {buf, size, origin, 0, "?", sparse};
     enum dc_status st = parse_header(&r, out);
     for (int i = 0; st == DC_OK && i < out->nparams; i++) {
         r.sec = i + 1;
@@ -438,4 +454,15 @@ enum dc_status dc_modelfile_parse(const uint8_t *buf, size_t size, const char *o
     }
     out->stats.file_bytes = size;
     return DC_OK;
+}
+
+enum dc_status dc_modelfile_parse(const uint8_t *buf, size_t size, const char *origin, struct dc_modelfile *out)
+{
+    return dc_modelfile_parse_as(buf, size, origin, 0, out);
+}
+
+enum dc_status dc_modelfile_parse_sparse(const uint8_t *buf, size_t size, const char *origin,
+                                         struct dc_modelfile *out)
+{
+    return dc_modelfile_parse_as(buf, size, origin, 1, out);
 }

@@ -25,6 +25,7 @@ static const char *const dc_op_names[DC_OP_COUNT] = {
     "sgd_update",
     "threshold_mask", "kmeans_1d", "codebook_gather", "codebook_grad",
     "batch_images", "batch_labels",
+    "spmat_prepare", "spmat_release", "spmat_fc", "spmat_conv",
     "moments",
 };
 

@@ -113,6 +113,10 @@ static void dc_cpu_fill_table(struct dc_backend_ops *o)
     o->codebook_grad = dc_cpu_codebook_grad;
     o->batch_images = dc_cpu_batch_images;
     o->batch_labels = dc_cpu_batch_labels;
+    o->spmat_prepare = dc_cpu_spmat_prepare;
+    o->spmat_release = dc_cpu_spmat_release;
+    o->spmat_fc = dc_cpu_spmat_fc;
+    o->spmat_conv = dc_cpu_spmat_conv;
     o->moments = dc_cpu_moments;
 }
 

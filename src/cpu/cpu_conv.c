@@ -81,8 +81,7 @@ static void dc_conv_reorder(struct dc_backend *be, int nb, int k, int pq, const 
 }
 
 /* col [CRS, nb*PQ] from x [nb,C,H,W]; padding reads as zero. */
-static void dc_im2col(struct dc_backend *be, const struct dc_conv_desc *d, const float *x, int nb,
-                      float *col)
+void dc_cpu_im2col(struct dc_backend *be, const struct dc_conv_desc *d, const float *x, int nb, float *col)
 {
     const int rs = d->r * d->s, crs = d->c * rs, pq = d->p * d->q;
     const size_t ld = (size_t)nb * pq;
@@ -176,7 +175,7 @@ static const float *dc_conv_cols(struct dc_backend *be, const struct dc_conv_des
 {
     const float *src = x + n0 * pl->x_img;
     if (!dc_conv_is_pointwise(d)) {
-        dc_im2col(be, d, src, nb, pl->col);
+        dc_cpu_im2col(be, d, src, nb, pl->col);
         return pl->col;
     }
     if (nb == 1)

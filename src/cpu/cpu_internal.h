@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "dc/backend.h"
+#include "dc/spmat.h"
 
 /* Element counts below which an elementwise loop runs on one thread: forking
  * costs more than the loop saves for small tensors. */
@@ -32,7 +33,11 @@
 #endif
 
 /* Scratch slots, grown on demand and kept for the backend's lifetime. */
-enum dc_cpu_scratch_slot { DC_CPU_SCRATCH_COL = 0, DC_CPU_SCRATCH_OUT = 1, DC_CPU_SCRATCH_COUNT };
+enum dc_cpu_scratch_slot {
+    DC_CPU_SCRATCH_COL = 0, DC_CPU_SCRATCH_OUT = 1,
+    DC_CPU_SCRATCH_SPMAT_IN = 2, DC_CPU_SCRATCH_SPMAT_OUT = 3, /* transposed operands of spmat_fc */
+    DC_CPU_SCRATCH_COUNT
+};
 
 struct dc_cpu_ctx {
     int threads;                             /* OpenMP and BLAS threads */
@@ -89,6 +94,21 @@ enum dc_status dc_cpu_conv_bwd_data(struct dc_backend *be, const struct dc_conv_
                                     const float *w, const float *dy, float *dx);
 enum dc_status dc_cpu_conv_bwd_filter(struct dc_backend *be, const struct dc_conv_desc *d,
                                       const float *x, const float *dy, float *dw);
+
+/* col [CRS, nb*PQ] from x [nb,C,H,W]; padding reads as zero. */
+void dc_cpu_im2col(struct dc_backend *be, const struct dc_conv_desc *d, const float *x, int nb, float *col);
+
+/* ---- compressed inference (cpu_spmat.c, cpu_spmat_kernels.c) ---- */
+enum dc_status dc_cpu_spmat_prepare(struct dc_backend *be, struct dc_spmat *a);
+void dc_cpu_spmat_release(struct dc_backend *be, struct dc_spmat *a);
+enum dc_status dc_cpu_spmat_fc(struct dc_backend *be, const struct dc_spmat *a, int n, const float *x, float *y);
+enum dc_status dc_cpu_spmat_conv(struct dc_backend *be, const struct dc_conv_desc *d, const struct dc_spmat *a,
+                                 const float *x, float *y);
+/* The kernels, over rows [r0, r1) of A:
+ *   spmv: y[r] = epilogue(sum_c A[r,c] x[c]) for r in [r0,r1)   (x [K], y [M])
+ *   spmm: out[r, 0..ncols) = epilogue(A[r,:] B) with B [K, ncols] and out [M, ncols] row-major */
+void dc_cpu_spmv_rows(const struct dc_spmat *a, int r0, int r1, const float *x, float *y);
+void dc_cpu_spmm_rows(const struct dc_spmat *a, int r0, int r1, int ncols, const float *b, float *out);
 
 /* ---- pooling (cpu_pool.c) ---- */
 enum dc_status dc_cpu_pool_fwd(struct dc_backend *be, const struct dc_pool_desc *d, const float *x,

@@ -6,7 +6,6 @@
  * Legend: N batch, C channels, HW = H*W positions per channel. */
 #include "layer_internal.h"
 
-#define DC_BN_EPS 1e-5f
 #define DC_BN_MOMENTUM 0.1f
 
 struct dc_bn_priv {

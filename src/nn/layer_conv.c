@@ -36,6 +36,8 @@ static enum dc_status dc_conv_forward(struct dc_layer *l, struct dc_backend *be,
     DC_TRY(dc_layer_check_batch(l, x));
     struct dc_conv_desc d = dc_conv_layer_desc(l, x->n);
     dc_layer_shape_out(l, y, x->n);
+    if (cp->weight->sp) /* bias and any folded batch norm are in its epilogue */
+        return be->ops.spmat_conv(be, &d, cp->weight->sp, x->data, y->data);
     DC_TRY(be->ops.conv_fwd(be, &d, x->data, cp->weight->w.data, y->data));
     if (cp->bias)
         DC_TRY(be->ops.bias_add(be, y->data, cp->bias->w.data, x->n, l->out_c, l->out_h * l->out_w));
@@ -50,6 +52,7 @@ static enum dc_status dc_conv_backward(struct dc_layer *l, struct dc_backend *be
     (void)y;
     struct dc_conv_priv *cp = l->priv;
     DC_TRY(dc_layer_check_batch(l, x));
+    DC_TRY(dc_layer_check_dense(l, cp->weight));
     struct dc_conv_desc d = dc_conv_layer_desc(l, x->n);
     DC_TRY(be->ops.conv_bwd_filter(be, &d, x->data, dy->data, cp->weight->g.data));
     if (cp->bias)
@@ -88,6 +91,7 @@ enum dc_status dc_layer_conv_create(struct dc_backend *be, const char *name, int
     if (s == DC_OK) {
         cp->weight->prunable = 1;
         cp->weight->is_conv = 1;
+        cp->weight->geom = dc_conv_layer_desc(l, 1);
         s = dc_param_init_uniform(be, cp->weight, bound, rng);
     }
     if (s == DC_OK && bias)

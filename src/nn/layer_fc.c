@@ -22,6 +22,8 @@ static enum dc_status dc_fc_forward(struct dc_layer *l, struct dc_backend *be, c
     DC_TRY(dc_layer_check_batch(l, x));
     int n = x->n, c = (int)dc_layer_in_count(l), k = l->out_c;
     dc_layer_shape_out(l, y, n);
+    if (fp->weight->sp) /* the bias is in its epilogue */
+        return be->ops.spmat_fc(be, fp->weight->sp, n, x->data, y->data);
     DC_TRY(be->ops.gemm(be, 0, 1, n, k, c, 1.0f, x->data, c, fp->weight->w.data, c, 0.0f, y->data, k));
     return be->ops.bias_add(be, y->data, fp->bias->w.data, n, k, 1);
 }
@@ -34,6 +36,7 @@ static enum dc_status dc_fc_backward(struct dc_layer *l, struct dc_backend *be, 
     (void)y;
     struct dc_fc_priv *fp = l->priv;
     DC_TRY(dc_layer_check_batch(l, x));
+    DC_TRY(dc_layer_check_dense(l, fp->weight));
     int n = x->n, c = (int)dc_layer_in_count(l), k = l->out_c;
     DC_TRY(be->ops.gemm(be, 1, 0, k, c, n, 1.0f, dy->data, k, x->data, c, 0.0f, fp->weight->g.data, c));
     DC_TRY(be->ops.bias_grad(be, dy->data, fp->bias->g.data, n, k, 1));

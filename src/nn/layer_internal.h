@@ -66,6 +66,14 @@ static inline void dc_layer_shape_in(struct dc_tensor *dx, const struct dc_tenso
 enum dc_status dc_layer_finish(struct dc_backend *be, struct dc_layer *l, enum dc_status s,
                                struct dc_layer **out);
 
+/* A layer whose weight runs from its compressed form cannot train. */
+static inline enum dc_status dc_layer_check_dense(const struct dc_layer *l, const struct dc_param *w)
+{
+    return w->sp ? DC_ERROR(DC_ERR_UNSUPPORTED, "layer %s: its weight runs from the compressed form "
+                            "(inference only); load the model with dc_modelfile_load to train it", l->name)
+                 : DC_OK;
+}
+
 /* Error unless 0 < x->n <= max_batch (a caller's programming slip, but cheap to report). */
 enum dc_status dc_layer_check_batch(const struct dc_layer *l, const struct dc_tensor *x);
 

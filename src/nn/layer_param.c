@@ -45,6 +45,7 @@ void dc_param_free(struct dc_backend *be, struct dc_param *p)
     dc_param_release(be, p->codebook);
     dc_param_release(be, p->dcode);
     dc_param_release(be, p->vcode);
+    dc_spmat_free(be, p->sp);
     memset(p, 0, sizeof *p);
 }
 

@@ -1,0 +1,64 @@
+/* infer.h: running a .dcm model from its compressed form.  The loader reads
+ * the file's kept-weight lists (never a dense copy of a coded weight), builds
+ * the network from the file's description, gives every fc and conv weight
+ * an executable layout (dc/spmat.h: dense, csr or codebook), folds batch
+ * norm into the layer before it, and releases the dense weight buffers.  The
+ * network then runs through the usual dc_net_forward: a layer whose weight
+ * carries a compressed form runs it.
+ *
+ * The format of each weight is the user's (one for all) or, by default,
+ * chosen per layer by timing each candidate on this backend at the batch
+ * size the plan is made for: the form that is fastest here, not a guess. */
+#ifndef DC_INFER_H
+#define DC_INFER_H
+
+#include "dc/config.h"
+#include "dc/modelfile.h"
+#include "dc/net.h"
+#include "dc/spmat.h"
+
+#define DC_INFER_AUTO (-1)
+
+struct dc_infer_opts {
+    int format;     /* DC_INFER_AUTO or an enum dc_spmat_format for every weight */
+    int batch;      /* batch size the automatic choice is timed at (1..max_batch) */
+    int max_batch;  /* largest batch a forward may use */
+};
+
+/* One fc or conv weight of the plan. */
+struct dc_infer_weight {
+    char name[48];
+    int rows, cols, is_conv;
+    int64_t nnz;                        /* weights kept */
+    enum dc_spmat_format format;        /* chosen */
+    size_t bytes;                       /* resident bytes of the chosen form */
+    uint64_t file_bytes;                /* its section in the file */
+    double cand_us[DC_FORMAT_COUNT];    /* timed candidates (auto), microseconds per batch; < 0 not tried */
+    int folded_bn;                      /* 1 when a batch norm was folded into its epilogue */
+    struct dc_param *param;
+};
+
+struct dc_infer {
+    struct dc_net *net;
+    struct dc_config cfg;               /* the network description from the file */
+    int nweights;
+    struct dc_infer_weight w[DC_NET_MAX_PARAMS];
+    size_t weight_bytes;                /* resident bytes of all compressed forms */
+    size_t other_bytes;                 /* resident bytes of every other parameter kept (float32) */
+    uint64_t file_bytes;
+    int folded;                         /* batch norms folded */
+    int batch;                          /* what the choice was timed at */
+};
+
+/* Load path on be for batches up to opts->max_batch.  Errors (a damaged file,
+ * a bad option) leave nothing allocated and name the file. */
+enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const struct dc_infer_opts *opts,
+                             struct dc_infer **out);
+void dc_infer_free(struct dc_infer *inf);
+
+/* Forward n images of inf->net->act[0], timing each layer (seconds, host
+ * array [net->nlayers], may be NULL): the backend is synchronised after
+ * every layer when layer_s is given. */
+enum dc_status dc_infer_forward(struct dc_infer *inf, int n, double *layer_s);
+
+#endif

@@ -1,0 +1,131 @@
+/* cpu_spmat.c: the compressed-inference ops of the CPU backend: threading
+ * over row ranges, the batch transposes, the dense baseline (OpenBLAS sgemv
+ * at batch 1, the backend's gemm and convolution otherwise) and im2col for
+ * convolutions.  The inner loops live in cpu_spmat_kernels.c.
+ *
+ * Legend: N batch, M rows (outputs), K columns (inputs, or C*R*S). */
+#include <string.h>
+
+#ifdef DC_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "cpu/cpu_internal.h"
+
+enum dc_status dc_cpu_spmat_prepare(struct dc_backend *be, struct dc_spmat *a)
+{
+    (void)be;
+    a->impl = NULL; /* the CPU kernels read the arrays as they are */
+    return DC_OK;
+}
+
+void dc_cpu_spmat_release(struct dc_backend *be, struct dc_spmat *a)
+{
+    (void)be;
+    a->impl = NULL;
+}
+
+/* Rows of A split into one contiguous range per thread; small products stay on one. */
+#define DC_SPMAT_RANGES(be, a, work, body)                                               \
+    do {                                                                                 \
+        int nt_ = dc_cpu_ctx(be)->threads;                                               \
+        if ((work) < (1 << 15) || nt_ > (a)->rows)                                       \
+            nt_ = (work) < (1 << 15) ? 1 : (a)->rows;                                    \
+        DC_OMP_FOR(nt_, nt_ > 1)                                                         \
+        for (int t_ = 0; t_ < nt_; t_++) {                                               \
+            int r0 = (int)((int64_t)(a)->rows * t_ / nt_);                               \
+            int r1 = (int)((int64_t)(a)->rows * (t_ + 1) / nt_);                         \
+            body;                                                                        \
+        }                                                                                \
+    } while (0)
+
+/* y [N,M] or [N,M,HW]: y = y * scale[m] + shift[m] (the dense path's epilogue) */
+static void dc_cpu_spmat_epilogue(struct dc_backend *be, const struct dc_spmat *a, int n, int hw, float *y)
+{
+    if (!a->scale && !a->shift)
+        return;
+    const int m = a->rows;
+    DC_OMP_FOR_COLLAPSE2(dc_cpu_ctx(be)->threads, (size_t)n * m * hw > DC_CPU_PAR_MIN)
+    for (int b = 0; b < n; b++) {
+        for (int r = 0; r < m; r++) {
+            float *p = y + ((size_t)b * m + r) * hw;
+            float s = a->scale ? a->scale[r] : 1.0f, t = a->shift ? a->shift[r] : 0.0f;
+            for (int i = 0; i < hw; i++)
+                p[i] = a->scale ? p[i] * s + t : p[i] + t;
+        }
+    }
+}
+
+/* dst [cols, rows] = src [rows, cols]^T */
+static void dc_cpu_transpose(struct dc_backend *be, int rows, int cols, const float *src, float *dst)
+{
+    DC_OMP_FOR(dc_cpu_ctx(be)->threads, (size_t)rows * cols > DC_CPU_PAR_MIN)
+    for (int c = 0; c < cols; c++)
+        for (int r = 0; r < rows; r++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+static enum dc_status dc_cpu_spmat_dense_fc(struct dc_backend *be, const struct dc_spmat *a, int n,
+                                            const float *x, float *y)
+{
+#ifdef DC_HAVE_OPENBLAS
+    if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, a->rows, a->cols, 1.0f, a->values, a->cols, x, 1, 0.0f, y, 1);
+        dc_cpu_spmat_epilogue(be, a, 1, 1, y);
+        return DC_OK;
+    }
+#endif
+    DC_TRY(dc_cpu_gemm(be, 0, 1, n, a->rows, a->cols, 1.0f, x, a->cols, a->values, a->cols, 0.0f, y, a->rows));
+    dc_cpu_spmat_epilogue(be, a, n, 1, y);
+    return DC_OK;
+}
+
+enum dc_status dc_cpu_spmat_fc(struct dc_backend *be, const struct dc_spmat *a, int n, const float *x, float *y)
+{
+    if (n < 1 || n > a->max_n)
+        return DC_ERROR(DC_ERR_ARG, "spmat_fc: batch %d outside 1..%d (the matrix's max_n)", n, a->max_n);
+    if (a->format == DC_FORMAT_DENSE)
+        return dc_cpu_spmat_dense_fc(be, a, n, x, y);
+    int64_t work = a->entries * n + a->rows;
+    if (n == 1) {
+        DC_SPMAT_RANGES(be, a, work, dc_cpu_spmv_rows(a, r0, r1, x, y));
+        return DC_OK;
+    }
+    float *xt, *yt;
+    DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_SPMAT_IN, (size_t)n * a->cols, &xt));
+    DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_SPMAT_OUT, (size_t)n * a->rows, &yt));
+    dc_cpu_transpose(be, n, a->cols, x, xt);
+    DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, n, xt, yt));
+    dc_cpu_transpose(be, a->rows, n, yt, y);
+    return DC_OK;
+}
+
+enum dc_status dc_cpu_spmat_conv(struct dc_backend *be, const struct dc_conv_desc *d, const struct dc_spmat *a,
+                                 const float *x, float *y)
+{
+    const int crs = d->c * d->r * d->s, pq = d->p * d->q;
+    if (a->rows != d->k || a->cols != crs || d->n < 1 || pq < 1)
+        return DC_ERROR(DC_ERR_ARG, "spmat_conv: a %d x %d matrix for %d filters of %d x %d x %d (batch %d)",
+                        a->rows, a->cols, d->k, d->c, d->r, d->s, d->n);
+    if (a->format == DC_FORMAT_DENSE) {
+        DC_TRY(dc_cpu_conv_fwd(be, d, x, a->values, y));
+        dc_cpu_spmat_epilogue(be, a, d->n, pq, y);
+        return DC_OK;
+    }
+    int pointwise = d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0;
+    float *col = NULL;
+    if (!pointwise)
+        DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_COL, (size_t)crs * pq, &col));
+    const size_t x_img = (size_t)d->c * d->h * d->w, y_img = (size_t)d->k * pq;
+    int64_t work = a->entries * pq + a->rows;
+    for (int b = 0; b < d->n; b++) {
+        const float *bmat = x + b * x_img;
+        if (!pointwise) {
+            dc_cpu_im2col(be, d, bmat, 1, col);
+            bmat = col;
+        }
+        float *yb = y + b * y_img;
+        DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, pq, bmat, yb));
+    }
+    return DC_OK;
+}

@@ -1,0 +1,193 @@
+/* cpu_spmat_kernels.c: the inner loops of compressed inference on the CPU,
+ * over a range of rows so the caller decides the threading.  Built for the
+ * host's own vector width (-march=native, see CMakeLists.txt): the loops are
+ * written for the compiler to vectorise, with no intrinsics.
+ *
+ * Batch 1 (SpMV) is bound by the bytes of the weight form: 8 per weight in
+ * csr, 2 in the codebook form, whose codebook stays in L1.  Four
+ * accumulators hide the add latency (C11 does not let the compiler
+ * reassociate a single sum).  The codebook row walk treats a filler as a
+ * zero weight at an in-bounds column (a filler is always followed by a real
+ * weight in its row), so it needs no branch.
+ *
+ * Batch N (SpMM): each weight is decoded once per tile of 64 right-hand
+ * columns, whose accumulators stay in eight vector registers.
+ *
+ * Legend: M rows, K columns of A; B [K, ncols] and out [M, ncols] row-major. */
+#include <string.h>
+
+#include "cpu/cpu_internal.h"
+
+static inline float dc_spmat_epilogue(const struct dc_spmat *a, int r, float acc)
+{
+    if (a->scale)
+        acc *= a->scale[r];
+    if (a->shift)
+        acc += a->shift[r];
+    return acc;
+}
+
+/* Increment of the column and weight of one codebook-form entry. */
+static inline int dc_cb_step(const struct dc_spmat *a, int64_t j, float *w)
+{
+    unsigned g = a->gaps[j];
+    int filler = g == DC_SPMAT_FILLER;
+    *w = filler ? 0.0f : a->codebook[a->codes[j]];
+    return filler ? DC_SPMAT_FILLER : (int)g + 1;
+}
+
+static float dc_csr_row_dot(const struct dc_spmat *a, int r, const float *x)
+{
+    const int32_t *ci = a->colidx;
+    const float *v = a->values;
+    int64_t j = a->rowptr[r], end = a->rowptr[r + 1];
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    for (; j + 4 <= end; j += 4) {
+        s0 += v[j] * x[ci[j]];
+        s1 += v[j + 1] * x[ci[j + 1]];
+        s2 += v[j + 2] * x[ci[j + 2]];
+        s3 += v[j + 3] * x[ci[j + 3]];
+    }
+    for (; j < end; j++)
+        s0 += v[j] * x[ci[j]];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static float dc_cb_row_dot(const struct dc_spmat *a, int r, const float *x)
+{
+    int64_t j = a->rowptr[r], end = a->rowptr[r + 1];
+    int col = -1;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, w0, w1, w2, w3;
+    for (; j + 4 <= end; j += 4) {
+        int c0 = col + dc_cb_step(a, j, &w0);
+        int c1 = c0 + dc_cb_step(a, j + 1, &w1);
+        int c2 = c1 + dc_cb_step(a, j + 2, &w2);
+        col = c2 + dc_cb_step(a, j + 3, &w3);
+        s0 += w0 * x[c0];
+        s1 += w1 * x[c1];
+        s2 += w2 * x[c2];
+        s3 += w3 * x[col];
+    }
+    for (; j < end; j++) {
+        col += dc_cb_step(a, j, &w0);
+        s0 += w0 * x[col];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+static float dc_dense_row_dot(const struct dc_spmat *a, int r, const float *x)
+{
+    const float *v = a->values + (size_t)r * a->cols;
+    float s = 0.0f;
+    for (int c = 0; c < a->cols; c++)
+        s += v[c] * x[c];
+    return s;
+}
+
+void dc_cpu_spmv_rows(const struct dc_spmat *a, int r0, int r1, const float *x, float *y)
+{
+    for (int r = r0; r < r1; r++) {
+        float acc = a->format == DC_FORMAT_CSR        ? dc_csr_row_dot(a, r, x)
+                    : a->format == DC_FORMAT_CODEBOOK ? dc_cb_row_dot(a, r, x)
+                                                      : dc_dense_row_dot(a, r, x);
+        y[r] = dc_spmat_epilogue(a, r, acc);
+    }
+}
+
+/* Every (column, weight) of row r of A, in column order: BODY sees int col
+ * and float w.  Fillers of the codebook form are skipped. */
+#define DC_FOR_ROW(a, r, ...)                                                       \
+    do {                                                                            \
+        if ((a)->format == DC_FORMAT_CSR) {                                         \
+            for (int64_t j_ = (a)->rowptr[r]; j_ < (a)->rowptr[(r) + 1]; j_++) {    \
+                int col = (a)->colidx[j_];                                          \
+                float w = (a)->values[j_];                                          \
+                __VA_ARGS__;                                                             \
+            }                                                                       \
+        } else if ((a)->format == DC_FORMAT_CODEBOOK) {                             \
+            int col = -1;                                                           \
+            for (int64_t j_ = (a)->rowptr[r]; j_ < (a)->rowptr[(r) + 1]; j_++) {    \
+                float w;                                                            \
+                col += dc_cb_step((a), j_, &w);                                     \
+                if ((a)->gaps[j_] == DC_SPMAT_FILLER)                               \
+                    continue;                                                       \
+                __VA_ARGS__;                                                             \
+            }                                                                       \
+        } else {                                                                    \
+            const float *v_ = (a)->values + (size_t)(r) * (a)->cols;                \
+            for (int col = 0; col < (a)->cols; col++) {                             \
+                float w = v_[col];                                                  \
+                __VA_ARGS__;                                                             \
+            }                                                                       \
+        }                                                                           \
+    } while (0)
+
+/* Eight floats as one value the compiler keeps in a register (GCC/Clang
+ * vector extension: plain C arithmetic, the widest vectors the target has). */
+typedef float dc_v8 __attribute__((vector_size(32)));
+
+static inline dc_v8 dc_v8_load(const float *p)
+{
+    dc_v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void dc_v8_store(float *p, dc_v8 v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* o[0..64) = epilogue(row r of A times columns b[.., 0..64) of B) */
+static void dc_row_tile64(const struct dc_spmat *a, int r, int ncols, const float *b, float *o)
+{
+    dc_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+    DC_FOR_ROW(a, r, {
+        const float *p = b + (size_t)col * ncols;
+        dc_v8 wv = (dc_v8){0} + w;
+        s0 += wv * dc_v8_load(p), s1 += wv * dc_v8_load(p + 8);
+        s2 += wv * dc_v8_load(p + 16), s3 += wv * dc_v8_load(p + 24);
+        s4 += wv * dc_v8_load(p + 32), s5 += wv * dc_v8_load(p + 40);
+        s6 += wv * dc_v8_load(p + 48), s7 += wv * dc_v8_load(p + 56);
+    });
+    dc_v8 acc[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+    for (int v = 0; v < 8; v++)
+        for (int t = 0; t < 8; t++)
+            o[8 * v + t] = dc_spmat_epilogue(a, r, acc[v][t]);
+}
+
+/* The same for 8 columns */
+static void dc_row_tile8(const struct dc_spmat *a, int r, int ncols, const float *b, float *o)
+{
+    dc_v8 s0 = {0};
+    DC_FOR_ROW(a, r, { s0 += ((dc_v8){0} + w) * dc_v8_load(b + (size_t)col * ncols); });
+    for (int t = 0; t < 8; t++)
+        o[t] = dc_spmat_epilogue(a, r, s0[t]);
+}
+
+/* and for the last nt < 8 columns */
+static void dc_row_tail(const struct dc_spmat *a, int r, int ncols, const float *b, int nt, float *o)
+{
+    float acc[8] = {0};
+    DC_FOR_ROW(a, r, {
+        const float *p = b + (size_t)col * ncols;
+        for (int t = 0; t < nt; t++)
+            acc[t] += w * p[t];
+    });
+    for (int t = 0; t < nt; t++)
+        o[t] = dc_spmat_epilogue(a, r, acc[t]);
+}
+
+void dc_cpu_spmm_rows(const struct dc_spmat *a, int r0, int r1, int ncols, const float *b, float *out)
+{
+    for (int r = r0; r < r1; r++) {
+        float *o = out + (size_t)r * ncols;
+        int j = 0;
+        for (; j + 64 <= ncols; j += 64)
+            dc_row_tile64(a, r, ncols, b + j, o + j);
+        for (; j + 8 <= ncols; j += 8)
+            dc_row_tile8(a, r, ncols, b + j, o + j);
+        if (j < ncols)
+            dc_row_tail(a, r, ncols, b + j, ncols - j, o + j);
+    }
+}

@@ -1,0 +1,321 @@
+/* infer_load.c: loading a .dcm straight into compressed forms, choosing each
+ * weight's form by timing the candidates on the backend at the plan's batch,
+ * and the timed forward the dcinfer tool reports from. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc/log.h"
+#include "dc/rng.h"
+#include "infer_internal.h"
+
+/* The kept weights of a section as a dc_spmat_src; a dense section lists every position. */
+static enum dc_status dc_infer_src(const struct dc_modelfile_param *mp, const struct dc_param *p,
+                                   struct dc_spmat_src *src, uint32_t **all_pos)
+{
+    size_t count = dc_param_count(p);
+    *src = (struct dc_spmat_src){.rows = p->w.n, .cols = (int)(count / (size_t)p->w.n)};
+    *all_pos = NULL;
+    if (mp->pos) {
+        src->nnz = mp->kept, src->pos = mp->pos, src->values = mp->kvalues;
+        src->codes = mp->codes, src->codebook = mp->codebook, src->m = mp->m;
+        return DC_OK;
+    }
+    if (!(*all_pos = malloc(count * sizeof(uint32_t))))
+        return DC_ERROR(DC_ERR_NOMEM, "no memory for the positions of %s", p->name);
+    for (size_t i = 0; i < count; i++)
+        (*all_pos)[i] = (uint32_t)i;
+    src->nnz = (int64_t)count, src->pos = *all_pos, src->values = mp->values;
+    return DC_OK;
+}
+
+/* Scratch input and output of the largest product a weight's timing needs. */
+struct dc_infer_scratch {
+    float *x, *y;
+    size_t cap_x, cap_y;
+};
+
+static enum dc_status dc_infer_grow(struct dc_backend *be, float **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return DC_OK;
+    if (*buf)
+        be->ops.release(be, *buf);
+    *buf = NULL, *cap = 0;
+    DC_TRY(be->ops.alloc(be, (void **)buf, need * sizeof(float)));
+    *cap = need;
+    return DC_OK;
+}
+
+static enum dc_status dc_infer_run(struct dc_backend *be, const struct dc_param *p, const struct dc_spmat *a,
+                                   int n, const float *x, float *y)
+{
+    if (!p->is_conv)
+        return be->ops.spmat_fc(be, a, n, x, y);
+    struct dc_conv_desc d = p->geom;
+    d.n = n;
+    return be->ops.spmat_conv(be, &d, a, x, y);
+}
+
+/* Median microseconds of one product at batch n (a warm-up first; repeats up to ~20 ms). */
+static enum dc_status dc_infer_time(struct dc_backend *be, const struct dc_param *p, const struct dc_spmat *a,
+                                    int n, struct dc_infer_scratch *s, double *us)
+{
+    double t[9];
+    int reps = 0;
+    DC_TRY(dc_infer_run(be, p, a, n, s->x, s->y));
+    DC_TRY(be->ops.sync(be));
+    double start = dc_time_now();
+    while (reps < 9 && (reps < 3 || dc_time_now() - start < 0.02)) {
+        double t0 = dc_time_now();
+        DC_TRY(dc_infer_run(be, p, a, n, s->x, s->y));
+        DC_TRY(be->ops.sync(be));
+        t[reps++] = dc_time_now() - t0;
+    }
+    for (int i = 1; i < reps; i++) /* insertion sort: at most 9 */
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double tmp = t[j];
+            t[j] = t[j - 1], t[j - 1] = tmp;
+        }
+    *us = 1e6 * t[reps / 2];
+    return DC_OK;
+}
+
+/* Random nonzero input for the timing (never time on zeros). */
+static enum dc_status dc_infer_fill_input(struct dc_backend *be, float *x, size_t count)
+{
+    float *h = malloc(count * sizeof(float));
+    if (!h)
+        return DC_ERROR(DC_ERR_NOMEM, "no memory for a timing input of %zu values", count);
+    struct dc_rng rng;
+    dc_rng_seed(&rng, 7);
+    for (size_t i = 0; i < count; i++)
+        h[i] = 0.1f + dc_rng_uniform(&rng);
+    enum dc_status st = be->ops.upload(be, x, h, count * sizeof(float));
+    free(h);
+    return st;
+}
+
+/* Build weight w's candidates, keep the fastest (or the forced one). */
+static enum dc_status dc_infer_choose(struct dc_infer *inf, const struct dc_infer_opts *o,
+                                      const struct dc_spmat_src *src, const float *scale, const float *shift,
+                                      struct dc_infer_weight *w, struct dc_infer_scratch *s, struct dc_spmat **best)
+{
+    struct dc_backend *be = inf->net->be;
+    const struct dc_param *p = w->param;
+    int first = o->format == DC_INFER_AUTO ? 0 : o->format, last = o->format == DC_INFER_AUTO ? DC_FORMAT_COUNT - 1 : o->format;
+    if (o->format == DC_FORMAT_CODEBOOK && !src->codes)
+        first = last = DC_FORMAT_CSR; /* not quantized: no codebook to run from */
+    size_t in = p->is_conv ? (size_t)p->geom.c * p->geom.h * p->geom.w : (size_t)w->cols;
+    size_t out = p->is_conv ? (size_t)p->geom.k * p->geom.p * p->geom.q : (size_t)w->rows;
+    if (first != last) {
+        size_t old = s->cap_x;
+        DC_TRY(dc_infer_grow(be, &s->x, &s->cap_x, in * (size_t)o->batch));
+        DC_TRY(dc_infer_grow(be, &s->y, &s->cap_y, out * (size_t)o->batch));
+        if (s->cap_x != old)
+            DC_TRY(dc_infer_fill_input(be, s->x, s->cap_x));
+    }
+    *best = NULL;
+    double best_us = 0.0;
+    for (int f = first; f <= last; f++) {
+        if (f == DC_FORMAT_CODEBOOK && !src->codes)
+            continue;
+        struct dc_spmat *a;
+        DC_TRY(dc_spmat_create(be, (enum dc_spmat_format)f, src, o->max_batch, &a));
+        enum dc_status st = dc_spmat_set_epilogue(be, a, scale, shift);
+        double us = 0.0;
+        if (st == DC_OK && first != last)
+            st = dc_infer_time(be, p, a, o->batch, s, &us);
+        if (st != DC_OK) {
+            dc_spmat_free(be, a);
+            dc_spmat_free(be, *best);
+            *best = NULL;
+            return st;
+        }
+        w->cand_us[f] = first != last ? us : -1.0;
+        if (!*best || us < best_us) {
+            dc_spmat_free(be, *best);
+            *best = a, best_us = us;
+        } else {
+            dc_spmat_free(be, a);
+        }
+    }
+    return DC_OK;
+}
+
+/* Give weight p of section mp its compressed form; fold what follows it. */
+static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_modelfile *mf, const char *path,
+                                      const struct dc_infer_opts *o, const struct dc_modelfile_param *mp,
+                                      struct dc_param *p, struct dc_infer_scratch *s, int *bn_layer)
+{
+    struct dc_backend *be = inf->net->be;
+    struct dc_infer_weight *w = &inf->w[inf->nweights++];
+    *w = (struct dc_infer_weight){.rows = p->w.n, .is_conv = p->is_conv, .param = p};
+    snprintf(w->name, sizeof w->name, "%s", p->name);
+    w->cols = (int)(dc_param_count(p) / (size_t)p->w.n);
+    for (int f = 0; f < DC_FORMAT_COUNT; f++)
+        w->cand_us[f] = -1.0;
+    struct dc_spmat_src src;
+    uint32_t *all_pos;
+    float *scale, *shift;
+    DC_TRY(dc_infer_src(mp, p, &src, &all_pos));
+    w->nnz = src.nnz;
+    enum dc_status st = dc_infer_epilogue(mf, path, inf->net, p, &scale, &shift, bn_layer);
+    struct dc_spmat *a = NULL;
+    if (st == DC_OK)
+        st = dc_infer_choose(inf, o, &src, scale, shift, w, s, &a);
+    free(all_pos), free(scale), free(shift);
+    DC_TRY(st);
+    p->sp = a;
+    w->format = a->format;
+    w->bytes = dc_spmat_bytes(a);
+    w->folded_bn = *bn_layer >= 0;
+    /* the dense buffer is not needed any more; keep the shape for the counts */
+    struct dc_tensor shape = p->w;
+    dc_tensor_free(be, &p->w);
+    p->w = shape, p->w.data = NULL;
+    return DC_OK;
+}
+
+/* Dense sections of everything that is not an fc or conv weight. */
+static enum dc_status dc_infer_plain(struct dc_backend *be, const struct dc_modelfile_param *mp, struct dc_param *p,
+                                     const char *path, int sec)
+{
+    if (!mp->values)
+        return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s) is coded but %s is not a weight", path, sec, mp->name,
+                        mp->name);
+    return be->ops.upload(be, p->w.data, mp->values, sizeof(float) * dc_param_count(p));
+}
+
+static enum dc_status dc_infer_fill(struct dc_infer *inf, const struct dc_modelfile *mf, const char *path,
+                                    const struct dc_infer_opts *o)
+{
+    struct dc_net *net = inf->net;
+    for (int i = 0; i < mf->nparams; i++) {
+        struct dc_param *p;
+        DC_TRY(dc_modelfile_match(mf, net, path, i, &p));
+        if (!p->prunable)
+            DC_TRY(dc_infer_plain(net->be, &mf->params[i], p, path, i + 1));
+    }
+    struct dc_infer_scratch s = {0};
+    int drop[DC_NET_MAX_PARAMS], ndrop = 0;
+    enum dc_status st = DC_OK;
+    for (int i = 0; st == DC_OK && i < mf->nparams; i++) {
+        struct dc_param *p = dc_net_find_param(net, mf->params[i].name);
+        if (!p->prunable)
+            continue;
+        int bn = -1;
+        st = dc_infer_weight(inf, mf, path, o, &mf->params[i], p, &s, &bn);
+        inf->w[inf->nweights - 1].file_bytes = mf->stats.s[i].total_bytes;
+        if (bn >= 0)
+            drop[ndrop++] = bn;
+    }
+    if (s.x)
+        net->be->ops.release(net->be, s.x);
+    if (s.y)
+        net->be->ops.release(net->be, s.y);
+    DC_TRY(st);
+    for (int k = ndrop - 1; k >= 0; k--) /* owners come in layer order: drop from the back */
+        dc_infer_drop_layer(net, drop[k]);
+    inf->folded = ndrop;
+    return DC_OK;
+}
+
+/* Inference keeps no gradients, momenta, or the bias tensors an epilogue replaced. */
+static void dc_infer_trim(struct dc_infer *inf)
+{
+    struct dc_net *net = inf->net;
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        dc_tensor_free(net->be, &p->g);
+        dc_tensor_free(net->be, &p->v);
+    }
+    for (int i = 1; i < net->nlayers; i++) /* grad[nlayers] stays: the loss writes it */
+        dc_tensor_free(net->be, &net->grad[i]);
+    for (int i = 0; i < inf->nweights; i++) {
+        const struct dc_spmat *a = inf->w[i].param->sp;
+        inf->weight_bytes += inf->w[i].bytes;
+        inf->other_bytes += ((a->scale ? 4u : 0u) + (a->shift ? 4u : 0u)) * (size_t)a->rows;
+        char bias[64];
+        snprintf(bias, sizeof bias, "%.*s.bias", (int)(strrchr(inf->w[i].name, '.') - inf->w[i].name),
+                 inf->w[i].name);
+        struct dc_param *b = dc_net_find_param(net, bias);
+        if (b && b->w.data) {
+            struct dc_tensor shape = b->w;
+            dc_tensor_free(net->be, &b->w);
+            b->w = shape, b->w.data = NULL;
+        }
+    }
+    for (int i = 0; i < net->nparams; i++)
+        if (net->params[i]->w.data)
+            inf->other_bytes += 4 * dc_param_count(net->params[i]);
+}
+
+enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const struct dc_infer_opts *opts,
+                             struct dc_infer **out)
+{
+    *out = NULL;
+    if (opts->max_batch < 1 || opts->batch < 1 || opts->batch > opts->max_batch ||
+        (opts->format != DC_INFER_AUTO && (opts->format < 0 || opts->format >= DC_FORMAT_COUNT)))
+        return DC_ERROR(DC_ERR_ARG, "inference plan: batch %d, max_batch %d, format %d", opts->batch,
+                        opts->max_batch, opts->format);
+    struct dc_infer *inf = calloc(1, sizeof *inf);
+    if (!inf)
+        return DC_ERROR(DC_ERR_NOMEM, "no memory for an inference plan");
+    inf->batch = opts->batch;
+    struct dc_modelfile mf;
+    enum dc_status st = dc_modelfile_read_sparse(path, &mf);
+    if (st != DC_OK) {
+        free(inf);
+        return st;
+    }
+    st = dc_config_parse_net(mf.net_text, path, &inf->cfg);
+    if (st == DC_OK) {
+        inf->cfg.dataset = mf.dataset;
+        st = dc_modelfile_check_net(&mf, &inf->cfg, path);
+    }
+    if (st == DC_OK)
+        st = dc_net_create(be, &inf->cfg, mf.in_c, mf.in_h, mf.in_w, mf.classes, opts->max_batch, 0, &inf->net);
+    if (st == DC_OK)
+        st = dc_infer_fill(inf, &mf, path, opts);
+    if (st == DC_OK) {
+        dc_infer_trim(inf);
+        inf->file_bytes = mf.stats.file_bytes;
+    }
+    dc_modelfile_free(&mf);
+    if (st != DC_OK) {
+        dc_infer_free(inf);
+        return st;
+    }
+    *out = inf;
+    return DC_OK;
+}
+
+void dc_infer_free(struct dc_infer *inf)
+{
+    if (!inf)
+        return;
+    if (inf->net)
+        dc_net_free(inf->net);
+    dc_config_free(&inf->cfg);
+    free(inf);
+}
+
+enum dc_status dc_infer_forward(struct dc_infer *inf, int n, double *layer_s)
+{
+    struct dc_net *net = inf->net;
+    if (!layer_s)
+        return dc_net_forward(net, n, &(struct dc_pass){0, 0});
+    if (n < 1 || n > net->max_batch)
+        return DC_ERROR(DC_ERR_ARG, "batch of %d outside 1..%d", n, net->max_batch);
+    net->act[0].n = n;
+    struct dc_pass pass = {0, 0};
+    for (int i = 0; i < net->nlayers; i++) {
+        struct dc_layer *l = net->layers[i];
+        double t0 = dc_time_now();
+        DC_TRY(l->ops->forward(l, net->be, &net->act[i], &net->act[i + 1], &pass));
+        DC_TRY(net->be->ops.sync(net->be));
+        layer_s[i] = dc_time_now() - t0;
+    }
+    return DC_OK;
+}
