@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# cli_model.sh BUILD_DIR SOURCE_DIR: dcinfo and dceval on a real compressed
+# cli_model.sh BUILD_DIR SOURCE_DIR: dcinfo, dceval and dcinfer on a real compressed
 # model, then on damaged copies of it.  dctrain makes the model in about a
 # second (LeNet-300-100, 2,000 images, one epoch per stage: train, prune +
 # retrain, quantize + fine-tune, encode).  dcinfo must print the per-layer
-# table and dceval must reproduce the decoded accuracy dctrain reported.
+# table and dceval must reproduce the decoded accuracy dctrain reported;
+# dcinfer must too, in every format and at batch 1 and 64, with predictions
+# identical to the dense decoded model (--verify) on all 10,000 test images.
 # Every damaged copy (truncations, wrong magic or version, flipped bytes,
 # trailing bytes, empty, missing) must exit 1 with one line naming what is
 # wrong; an exit code >= 128 is a crash.  Exit 0 pass, 1 fail, 77 no MNIST.
 set -u
 . "$(dirname "$0")/check_cli.sh"
-cli_setup cli_model "${1:?usage: cli_model.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_model.sh BUILD_DIR SOURCE_DIR}" dctrain dcinfo dceval
+cli_setup cli_model "${1:?usage: cli_model.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_model.sh BUILD_DIR SOURCE_DIR}" dctrain dcinfo dceval dcinfer
 
 cat >tiny.ini <<EOF
 [data]
@@ -72,7 +74,23 @@ WANT=$(sed -n 's/.*"stage": "encode".*"test_accuracy": \([0-9.]*\),.*/\1/p' run/
 [ -n "$ACC" ] && [ "$ACC" = "$WANT" ] || fail "dceval: accuracy '$ACC'%, dctrain reported '$WANT'% for the decoded file"
 awk -v a="${ACC:-0}" 'BEGIN { exit !(a > 50) }' || fail "dceval: accuracy $ACC% is no better than chance"
 
+for fmt in auto dense csr codebook; do
+    for batch in 1 64; do
+        run 0 "dcinfer $fmt batch $batch" "$B/dcinfer" "$M" --data "$MNIST" --device cpu --threads 1 \
+            --format $fmt --batch $batch --repeats 3 --verify --json infer.json
+        IACC=$(sed -n 's/^test accuracy \([0-9.]*\)%.*/\1/p' out)
+        [ "$IACC" = "$ACC" ] || fail "dcinfer --format $fmt: accuracy '$IACC'%, dceval '$ACC'%"
+        grep -q "verify: 0 of 10000 predictions differ" out || fail "dcinfer --format $fmt --batch $batch: no clean verify"
+        grep -q '"verify_differ": 0' infer.json || fail "dcinfer --json: no verify record"
+        [ $fmt = auto ] || [ "$(grep -c "^fc[123].weight .* $fmt " out)" = 3 ] ||
+            fail "dcinfer --format $fmt: not every weight in $fmt"
+    done
+done
+
 # ---- usage errors ----
+run 2 dcinfer_no_data "$B/dcinfer" "$M" && grep -q -- "--data" err || fail "dcinfer without --data: no hint"
+run 2 dcinfer_bad_format "$B/dcinfer" "$M" --data "$MNIST" --format coo && one_line dcinfer_bad_format -- "--format coo"
+run 2 dcinfer_bad_batch "$B/dcinfer" "$M" --data "$MNIST" --batch 0 && one_line dcinfer_bad_batch -- "--batch 0"
 run 2 dceval_no_data "$B/dceval" "$M" && grep -q -- "--data" err || fail "dceval without --data: no hint"
 run 2 dcinfo_no_file "$B/dcinfo"
 run 2 dcinfo_bogus "$B/dcinfo" "$M" --bogus && one_line dcinfo_bogus -- "--bogus"
@@ -86,6 +104,8 @@ damaged() {
     if [ "${3:-}" = dceval ]; then
         run 1 "dceval $1" "$B/dceval" bad.dcm --data "$MNIST" --device cpu --threads 1 &&
             one_line "dceval $1" "^dceval: bad\.dcm: .*$2"
+        run 1 "dcinfer $1" "$B/dcinfer" bad.dcm --data "$MNIST" --device cpu --threads 1 &&
+            one_line "dcinfer $1" "^dcinfer: bad\.dcm: .*$2"
     fi
 }
 # put_byte OFFSET VALUE(0..255) into bad.dcm

@@ -56,6 +56,16 @@ enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const stru
                              struct dc_infer **out);
 void dc_infer_free(struct dc_infer *inf);
 
+/* Build src (host) in each candidate form on be, time its product at batch
+ * size `batch` on random nonzero input (fc when geom is NULL, else the
+ * convolution geom describes, geom->n ignored), and keep the fastest in *best
+ * with the epilogue (scale, shift: host [rows] or NULL); cand_us[f] gets each
+ * form's median microseconds per batch, -1 for a form not tried.  format
+ * forces one form (nothing is timed then). */
+enum dc_status dc_infer_pick(struct dc_backend *be, const struct dc_spmat_src *src, const struct dc_conv_desc *geom,
+                             int format, int batch, int max_batch, const float *scale, const float *shift,
+                             struct dc_spmat **best, double cand_us[DC_FORMAT_COUNT]);
+
 /* Forward n images of inf->net->act[0], timing each layer (seconds, host
  * array [net->nlayers], may be NULL): the backend is synchronised after
  * every layer when layer_s is given. */

@@ -29,46 +29,28 @@ static enum dc_status dc_infer_src(const struct dc_modelfile_param *mp, const st
     return DC_OK;
 }
 
-/* Scratch input and output of the largest product a weight's timing needs. */
-struct dc_infer_scratch {
-    float *x, *y;
-    size_t cap_x, cap_y;
-};
-
-static enum dc_status dc_infer_grow(struct dc_backend *be, float **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return DC_OK;
-    if (*buf)
-        be->ops.release(be, *buf);
-    *buf = NULL, *cap = 0;
-    DC_TRY(be->ops.alloc(be, (void **)buf, need * sizeof(float)));
-    *cap = need;
-    return DC_OK;
-}
-
-static enum dc_status dc_infer_run(struct dc_backend *be, const struct dc_param *p, const struct dc_spmat *a,
+static enum dc_status dc_infer_run(struct dc_backend *be, const struct dc_conv_desc *geom, const struct dc_spmat *a,
                                    int n, const float *x, float *y)
 {
-    if (!p->is_conv)
+    if (!geom)
         return be->ops.spmat_fc(be, a, n, x, y);
-    struct dc_conv_desc d = p->geom;
+    struct dc_conv_desc d = *geom;
     d.n = n;
     return be->ops.spmat_conv(be, &d, a, x, y);
 }
 
 /* Median microseconds of one product at batch n (a warm-up first; repeats up to ~20 ms). */
-static enum dc_status dc_infer_time(struct dc_backend *be, const struct dc_param *p, const struct dc_spmat *a,
-                                    int n, struct dc_infer_scratch *s, double *us)
+static enum dc_status dc_infer_time(struct dc_backend *be, const struct dc_conv_desc *geom, const struct dc_spmat *a,
+                                    int n, const float *x, float *y, double *us)
 {
     double t[9];
     int reps = 0;
-    DC_TRY(dc_infer_run(be, p, a, n, s->x, s->y));
+    DC_TRY(dc_infer_run(be, geom, a, n, x, y));
     DC_TRY(be->ops.sync(be));
     double start = dc_time_now();
     while (reps < 9 && (reps < 3 || dc_time_now() - start < 0.02)) {
         double t0 = dc_time_now();
-        DC_TRY(dc_infer_run(be, p, a, n, s->x, s->y));
+        DC_TRY(dc_infer_run(be, geom, a, n, x, y));
         DC_TRY(be->ops.sync(be));
         t[reps++] = dc_time_now() - t0;
     }
@@ -81,80 +63,84 @@ static enum dc_status dc_infer_time(struct dc_backend *be, const struct dc_param
     return DC_OK;
 }
 
-/* Random nonzero input for the timing (never time on zeros). */
-static enum dc_status dc_infer_fill_input(struct dc_backend *be, float *x, size_t count)
+/* Backend buffers x [count_x] of random nonzero values (never time on zeros) and y [count_y]. */
+static enum dc_status dc_infer_buffers(struct dc_backend *be, size_t count_x, size_t count_y, float **x, float **y)
 {
-    float *h = malloc(count * sizeof(float));
+    *x = *y = NULL;
+    float *h = malloc(count_x * sizeof(float));
     if (!h)
-        return DC_ERROR(DC_ERR_NOMEM, "no memory for a timing input of %zu values", count);
+        return DC_ERROR(DC_ERR_NOMEM, "no memory for a timing input of %zu values", count_x);
     struct dc_rng rng;
     dc_rng_seed(&rng, 7);
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count_x; i++)
         h[i] = 0.1f + dc_rng_uniform(&rng);
-    enum dc_status st = be->ops.upload(be, x, h, count * sizeof(float));
+    enum dc_status st = be->ops.alloc(be, (void **)x, count_x * sizeof(float));
+    if (st == DC_OK)
+        st = be->ops.upload(be, *x, h, count_x * sizeof(float));
+    if (st == DC_OK)
+        st = be->ops.alloc(be, (void **)y, count_y * sizeof(float));
     free(h);
     return st;
 }
 
-/* Build weight w's candidates, keep the fastest (or the forced one). */
-static enum dc_status dc_infer_choose(struct dc_infer *inf, const struct dc_infer_opts *o,
-                                      const struct dc_spmat_src *src, const float *scale, const float *shift,
-                                      struct dc_infer_weight *w, struct dc_infer_scratch *s, struct dc_spmat **best)
+enum dc_status dc_infer_pick(struct dc_backend *be, const struct dc_spmat_src *src, const struct dc_conv_desc *geom,
+                             int format, int batch, int max_batch, const float *scale, const float *shift,
+                             struct dc_spmat **best, double cand_us[DC_FORMAT_COUNT])
 {
-    struct dc_backend *be = inf->net->be;
-    const struct dc_param *p = w->param;
-    int first = o->format == DC_INFER_AUTO ? 0 : o->format, last = o->format == DC_INFER_AUTO ? DC_FORMAT_COUNT - 1 : o->format;
-    if (o->format == DC_FORMAT_CODEBOOK && !src->codes)
+    int first = format == DC_INFER_AUTO ? 0 : format, last = format == DC_INFER_AUTO ? DC_FORMAT_COUNT - 1 : format;
+    if (format == DC_FORMAT_CODEBOOK && !src->codes)
         first = last = DC_FORMAT_CSR; /* not quantized: no codebook to run from */
-    size_t in = p->is_conv ? (size_t)p->geom.c * p->geom.h * p->geom.w : (size_t)w->cols;
-    size_t out = p->is_conv ? (size_t)p->geom.k * p->geom.p * p->geom.q : (size_t)w->rows;
-    if (first != last) {
-        size_t old = s->cap_x;
-        DC_TRY(dc_infer_grow(be, &s->x, &s->cap_x, in * (size_t)o->batch));
-        DC_TRY(dc_infer_grow(be, &s->y, &s->cap_y, out * (size_t)o->batch));
-        if (s->cap_x != old)
-            DC_TRY(dc_infer_fill_input(be, s->x, s->cap_x));
-    }
+    for (int f = 0; f < DC_FORMAT_COUNT; f++)
+        cand_us[f] = -1.0;
     *best = NULL;
+    float *x = NULL, *y = NULL;
+    size_t in = geom ? (size_t)geom->c * geom->h * geom->w : (size_t)src->cols;
+    size_t out = geom ? (size_t)geom->k * geom->p * geom->q : (size_t)src->rows;
+    enum dc_status st = DC_OK;
+    if (first != last)
+        st = dc_infer_buffers(be, in * (size_t)batch, out * (size_t)batch, &x, &y);
     double best_us = 0.0;
-    for (int f = first; f <= last; f++) {
+    for (int f = first; st == DC_OK && f <= last; f++) {
         if (f == DC_FORMAT_CODEBOOK && !src->codes)
             continue;
         struct dc_spmat *a;
-        DC_TRY(dc_spmat_create(be, (enum dc_spmat_format)f, src, o->max_batch, &a));
-        enum dc_status st = dc_spmat_set_epilogue(be, a, scale, shift);
+        st = dc_spmat_create(be, (enum dc_spmat_format)f, src, max_batch, &a);
+        if (st != DC_OK)
+            break;
+        st = dc_spmat_set_epilogue(be, a, scale, shift);
         double us = 0.0;
         if (st == DC_OK && first != last)
-            st = dc_infer_time(be, p, a, o->batch, s, &us);
-        if (st != DC_OK) {
-            dc_spmat_free(be, a);
-            dc_spmat_free(be, *best);
-            *best = NULL;
-            return st;
-        }
-        w->cand_us[f] = first != last ? us : -1.0;
-        if (!*best || us < best_us) {
+            st = dc_infer_time(be, geom, a, batch, x, y, &us);
+        if (st == DC_OK && first != last)
+            cand_us[f] = us;
+        if (st == DC_OK && (!*best || us < best_us)) {
             dc_spmat_free(be, *best);
             *best = a, best_us = us;
         } else {
             dc_spmat_free(be, a);
         }
     }
-    return DC_OK;
+    if (x)
+        be->ops.release(be, x);
+    if (y)
+        be->ops.release(be, y);
+    if (st != DC_OK) {
+        dc_spmat_free(be, *best);
+        *best = NULL;
+    }
+    return st;
 }
 
 /* Give weight p of section mp its compressed form; fold what follows it. */
 static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_modelfile *mf, const char *path,
                                       const struct dc_infer_opts *o, const struct dc_modelfile_param *mp,
-                                      struct dc_param *p, struct dc_infer_scratch *s, int *bn_layer)
+                                      struct dc_param *p, int *bn_layer)
 {
     struct dc_backend *be = inf->net->be;
     struct dc_infer_weight *w = &inf->w[inf->nweights++];
     *w = (struct dc_infer_weight){.rows = p->w.n, .is_conv = p->is_conv, .param = p};
     snprintf(w->name, sizeof w->name, "%s", p->name);
     w->cols = (int)(dc_param_count(p) / (size_t)p->w.n);
-    for (int f = 0; f < DC_FORMAT_COUNT; f++)
-        w->cand_us[f] = -1.0;
     struct dc_spmat_src src;
     uint32_t *all_pos;
     float *scale, *shift;
@@ -163,7 +149,8 @@ static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_mode
     enum dc_status st = dc_infer_epilogue(mf, path, inf->net, p, &scale, &shift, bn_layer);
     struct dc_spmat *a = NULL;
     if (st == DC_OK)
-        st = dc_infer_choose(inf, o, &src, scale, shift, w, s, &a);
+        st = dc_infer_pick(be, &src, p->is_conv ? &p->geom : NULL, o->format, o->batch, o->max_batch, scale, shift,
+                           &a, w->cand_us);
     free(all_pos), free(scale), free(shift);
     DC_TRY(st);
     p->sp = a;
@@ -197,7 +184,6 @@ static enum dc_status dc_infer_fill(struct dc_infer *inf, const struct dc_modelf
         if (!p->prunable)
             DC_TRY(dc_infer_plain(net->be, &mf->params[i], p, path, i + 1));
     }
-    struct dc_infer_scratch s = {0};
     int drop[DC_NET_MAX_PARAMS], ndrop = 0;
     enum dc_status st = DC_OK;
     for (int i = 0; st == DC_OK && i < mf->nparams; i++) {
@@ -205,15 +191,11 @@ static enum dc_status dc_infer_fill(struct dc_infer *inf, const struct dc_modelf
         if (!p->prunable)
             continue;
         int bn = -1;
-        st = dc_infer_weight(inf, mf, path, o, &mf->params[i], p, &s, &bn);
+        st = dc_infer_weight(inf, mf, path, o, &mf->params[i], p, &bn);
         inf->w[inf->nweights - 1].file_bytes = mf->stats.s[i].total_bytes;
         if (bn >= 0)
             drop[ndrop++] = bn;
     }
-    if (s.x)
-        net->be->ops.release(net->be, s.x);
-    if (s.y)
-        net->be->ops.release(net->be, s.y);
     DC_TRY(st);
     for (int k = ndrop - 1; k >= 0; k--) /* owners come in layer order: drop from the back */
         dc_infer_drop_layer(net, drop[k]);

@@ -2,6 +2,7 @@
  * reports what it costs: test accuracy, per layer the form chosen, its bytes
  * and time, latency per batch and images per second, and the resident weight
  * bytes against the file's.  Exit codes: 0 fine, 1 run-time error, 2 usage. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,16 @@ static void dcinfer_usage(FILE *f)
           "  --threads N      CPU threads (default: all cores)\n"
           "  --repeats N      timed batches after warm-up (default 50)\n"
           "  --json FILE      also write the report as JSON\n"
+          "  --verify         also run the file decoded to dense weights (as dceval does) on\n"
+          "                   every test image and compare: exit 1 unless every prediction\n"
+          "                   is the same and the logits agree within 1e-5 relative\n"
           "  --help           this text\n",
           f);
 }
 
 struct dcinfer_args {
     const char *path, *data, *device, *json;
-    int batch, threads, repeats, format;
+    int batch, threads, repeats, format, verify;
 };
 
 static int dcinfer_number(const char *opt, const char *v, int lo, int *out)
@@ -52,12 +56,16 @@ static int dcinfer_number(const char *opt, const char *v, int lo, int *out)
 /* 0 on success, else the exit code */
 static int dcinfer_parse(int argc, char **argv, struct dcinfer_args *a)
 {
-    *a = (struct dcinfer_args){NULL, NULL, "auto", NULL, 1, 0, 50, DC_INFER_AUTO};
+    *a = (struct dcinfer_args){NULL, NULL, "auto", NULL, 1, 0, 50, DC_INFER_AUTO, 0};
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
             dcinfer_usage(stdout);
             exit(0);
+        }
+        if (!strcmp(s, "--verify")) {
+            a->verify = 1;
+            continue;
         }
         static const char *const valued[] = {"--data", "--device", "--batch", "--threads", "--repeats",
                                              "--format", "--json"};
@@ -117,6 +125,8 @@ struct dcinfer_result {
     struct dc_eval ev;
     double batch_s;           /* median seconds per batch */
     double *layer_s;          /* [nlayers] median seconds per layer */
+    int differ;               /* --verify: predictions that differ from the dense decoded model */
+    double max_rel;           /* --verify: largest logit difference relative to its row's largest logit */
 };
 
 static int dcinfer_cmp(const void *a, const void *b)
@@ -168,6 +178,57 @@ static enum dc_status dcinfer_time(struct dc_infer *inf, const struct dcinfer_ar
     return st;
 }
 
+/* Both networks see the same normalised test images; every logit row is
+ * compared relative to its largest magnitude. */
+static enum dc_status dcinfer_verify(struct dc_net *net, const char *path, struct dc_device_data *dd,
+                                     int *differ, double *max_rel)
+{
+    struct dc_backend *be = net->be;
+    struct dc_net *ref = NULL;
+    struct dc_config cfg;
+    DC_TRY(dc_modelfile_load(path, be, net->max_batch, &ref, &cfg, NULL));
+    int k = net->classes, mb = net->max_batch;
+    float *lr = malloc(sizeof(float) * (size_t)mb * k), *lg = malloc(sizeof(float) * (size_t)mb * k);
+    enum dc_status st = lr && lg ? DC_OK : DC_ERROR(DC_ERR_NOMEM, "no memory to compare logits");
+    struct dc_batch_desc bd = {.c = dd->c, .h = dd->h, .w = dd->w};
+    memcpy(bd.mean, dd->mean, sizeof bd.mean);
+    memcpy(bd.std, dd->std, sizeof bd.std);
+    struct dc_pass pass = {0, 0};
+    *differ = 0, *max_rel = 0.0;
+    for (int off = 0; st == DC_OK && off < dd->test_count; off += mb) {
+        bd.n = dd->test_count - off < mb ? dd->test_count - off : mb;
+        st = be->ops.batch_images(be, &bd, dd->test_images, dd->test_idx + off, ref->act[0].data);
+        if (st == DC_OK)
+            st = be->ops.copy(be, net->act[0].data, ref->act[0].data, sizeof(float) * bd.n * dd->c * dd->h * dd->w);
+        if (st == DC_OK)
+            st = dc_net_forward(ref, bd.n, &pass);
+        if (st == DC_OK)
+            st = dc_net_forward(net, bd.n, &pass);
+        if (st == DC_OK)
+            st = be->ops.download(be, lr, dc_net_output(ref)->data, sizeof(float) * bd.n * k);
+        if (st == DC_OK)
+            st = be->ops.download(be, lg, dc_net_output(net)->data, sizeof(float) * bd.n * k);
+        for (int i = 0; st == DC_OK && i < bd.n; i++) {
+            const float *r = lr + (size_t)i * k, *g = lg + (size_t)i * k;
+            int ar = 0, ag = 0;
+            float scale = 0.0f;
+            for (int j = 0; j < k; j++) {
+                ar = r[j] > r[ar] ? j : ar, ag = g[j] > g[ag] ? j : ag;
+                scale = fabsf(r[j]) > scale ? fabsf(r[j]) : scale;
+            }
+            for (int j = 0; j < k; j++) {
+                double rel = fabs((double)r[j] - g[j]) / (scale > 0 ? scale : 1.0f);
+                *max_rel = rel > *max_rel ? rel : *max_rel;
+            }
+            *differ += ar != ag;
+        }
+    }
+    free(lr), free(lg);
+    dc_net_free(ref);
+    dc_config_free(&cfg);
+    return st;
+}
+
 static void dcinfer_print(const struct dc_infer *inf, const struct dcinfer_args *a, const struct dcinfer_result *res,
                           const char *device)
 {
@@ -198,6 +259,9 @@ static void dcinfer_print(const struct dc_infer *inf, const struct dcinfer_args 
            a->repeats, a->batch / res->batch_s);
     printf("resident: %zu B of weights + %zu B of other parameters = %zu B; file %llu B\n", inf->weight_bytes,
            inf->other_bytes, inf->weight_bytes + inf->other_bytes, (unsigned long long)inf->file_bytes);
+    if (a->verify)
+        printf("verify: %d of %d predictions differ from the dense decoded model; logits within %.2g relative "
+               "(bound 1e-5)\n", res->differ, res->ev.count, res->max_rel);
     if (inf->folded)
         printf("batch norm folded into %d layer%s\n", inf->folded, inf->folded == 1 ? "" : "s");
 }
@@ -214,7 +278,10 @@ static enum dc_status dcinfer_json(const struct dc_infer *inf, const struct dcin
             res->ev.count, 1e6 * res->batch_s);
     fprintf(f, "  \"images_per_s\": %.1f,\n  \"weight_bytes\": %zu,\n  \"other_bytes\": %zu,\n", a->batch / res->batch_s,
             inf->weight_bytes, inf->other_bytes);
-    fprintf(f, "  \"file_bytes\": %llu,\n  \"weights\": [\n", (unsigned long long)inf->file_bytes);
+    fprintf(f, "  \"file_bytes\": %llu,\n", (unsigned long long)inf->file_bytes);
+    if (a->verify)
+        fprintf(f, "  \"verify_differ\": %d,\n  \"verify_max_rel\": %.3g,\n", res->differ, res->max_rel);
+    fprintf(f, "  \"weights\": [\n");
     for (int i = 0; i < inf->nweights; i++) {
         const struct dc_infer_weight *w = &inf->w[i];
         fprintf(f, "    {\"name\": \"%s\", \"rows\": %d, \"cols\": %d, \"kept\": %lld, \"format\": \"%s\", "
@@ -264,6 +331,8 @@ static enum dc_status dcinfer_run(const struct dcinfer_args *a, struct dc_backen
         st = dc_device_data_init(be, &data, &dd);
     if (st == DC_OK) {
         st = dc_evaluate(net, &dd, &res.ev);
+        if (st == DC_OK && a->verify)
+            st = dcinfer_verify(net, a->path, &dd, &res.differ, &res.max_rel);
         if (st == DC_OK)
             st = dcinfer_time(inf, a, &dd, &res);
         dc_device_data_free(&dd);
@@ -272,6 +341,9 @@ static enum dc_status dcinfer_run(const struct dcinfer_args *a, struct dc_backen
         dcinfer_print(inf, a, &res, be->description);
     if (st == DC_OK && a->json)
         st = dcinfer_json(inf, a, &res, be->description);
+    if (st == DC_OK && a->verify && (res.differ || !(res.max_rel <= 1e-5)))
+        st = DC_ERROR(DC_ERR_FORMAT, "%s: the compressed run differs from the dense decoded model (%d predictions, "
+                      "logits %.3g relative)", a->path, res.differ, res.max_rel);
     free(res.layer_s);
     dc_data_free(&data);
     dc_infer_free(inf);
