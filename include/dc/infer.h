@@ -33,7 +33,7 @@ struct dc_infer_weight {
     enum dc_spmat_format format;        /* chosen */
     size_t bytes;                       /* resident bytes of the chosen form */
     uint64_t file_bytes;                /* its section in the file */
-    double cand_us[DC_FORMAT_COUNT];    /* timed candidates (auto), microseconds per batch; < 0 not tried */
+    double cand_us[DC_FORMAT_COUNT];    /* timed candidates (auto): fastest microseconds per batch; < 0 not tried */
     int folded_bn;                      /* 1 when a batch norm was folded into its epilogue */
     struct dc_param *param;
 };
@@ -57,10 +57,11 @@ enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const stru
 void dc_infer_free(struct dc_infer *inf);
 
 /* Build src (host) in each candidate form on be, time its product at batch
- * size `batch` on random nonzero input (fc when geom is NULL, else the
+ * size `batch` on random nonzero input (the candidates take turns; each keeps
+ * its fastest of 5 to 50 rounds) (fc when geom is NULL, else the
  * convolution geom describes, geom->n ignored), and keep the fastest in *best
  * with the epilogue (scale, shift: host [rows] or NULL); cand_us[f] gets each
- * form's median microseconds per batch, -1 for a form not tried.  format
+ * form's fastest microseconds per batch, -1 for a form not tried.  format
  * forces one form (nothing is timed then). */
 enum dc_status dc_infer_pick(struct dc_backend *be, const struct dc_spmat_src *src, const struct dc_conv_desc *geom,
                              int format, int batch, int max_batch, const float *scale, const float *shift,

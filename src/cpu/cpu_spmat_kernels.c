@@ -89,63 +89,66 @@ static inline __m256i dc_prefix8(__m256i s)
 
 /* codebook[code] for eight codes: up to 32 entries live in four registers
  * (a permute each, then blends on code bits 3 and 4), more are gathered. */
-struct dc_cb_regs {
-    int nreg;      /* 1..4 registers of 8 entries, 0: gather */
-    __m256 q[4];
-};
-
-static inline __m256 dc_cb_lookup(const struct dc_cb_regs *k, const float *cb, __m256i code)
+/* codebook[code] for eight codes: up to 32 entries live in nreg (1, 2 or 4)
+ * registers (a permute each, then blends on code bits 3 and 4); with nreg 0
+ * they are gathered.  nreg is a constant at every call, so each variant of
+ * the row loop below compiles without these branches. */
+static inline __attribute__((always_inline)) __m256 dc_cb_lookup(int nreg, const __m256 *q, const float *cb,
+                                                                 __m256i code)
 {
-    if (k->nreg == 0)
+    if (nreg == 0)
         return _mm256_i32gather_ps(cb, code, 4);
-    __m256 lo = _mm256_permutevar8x32_ps(k->q[0], code);
-    if (k->nreg == 1)
+    __m256 lo = _mm256_permutevar8x32_ps(q[0], code);
+    if (nreg == 1)
         return lo;
     __m256 b3 = _mm256_castsi256_ps(_mm256_slli_epi32(code, 28)); /* bit 3 to the sign */
-    lo = _mm256_blendv_ps(lo, _mm256_permutevar8x32_ps(k->q[1], code), b3);
-    if (k->nreg == 2)
+    lo = _mm256_blendv_ps(lo, _mm256_permutevar8x32_ps(q[1], code), b3);
+    if (nreg == 2)
         return lo;
-    __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(k->q[2], code), _mm256_permutevar8x32_ps(k->q[3], code), b3);
+    __m256 hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(q[2], code), _mm256_permutevar8x32_ps(q[3], code), b3);
     return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(code, 27)));
 }
 
-static float dc_cb_row_dot(const struct dc_spmat *a, int r, const float *x)
+static inline __attribute__((always_inline)) float dc_cb_row_dot_n(const struct dc_spmat *a, int r, const float *x,
+                                                                   int nreg)
 {
     int64_t j = a->rowptr[r], end = a->rowptr[r + 1];
     const float *cb = a->codebook;
-    struct dc_cb_regs k;
-    k.nreg = a->m <= 32 ? (a->m + 7) / 8 : 0;
-    for (int i = 0; i < k.nreg; i++)
-        k.q[i] = _mm256_loadu_ps(cb + 8 * i); /* the codebook array holds 256 entries */
-    if (k.nreg == 3)
-        k.nreg = 4;
+    __m256 q[4];
+    for (int i = 0; i < nreg; i++)
+        q[i] = _mm256_loadu_ps(cb + 8 * i); /* the codebook array holds 256 entries */
     const __m256i one = _mm256_set1_epi32(1), filler = _mm256_set1_epi32(DC_SPMAT_FILLER);
     const __m256i last = _mm256_set1_epi32(7);
     __m256i base = _mm256_set1_epi32(-1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    /* two independent sums, and a base that depends on the last by one add */
-#define DC_CB_STEP8(J, ACC)                                                                          \
-    do {                                                                                             \
-        __m256i g = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->gaps + (J))));          \
-        __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->codes + (J))));      \
-        __m256i isf = _mm256_cmpeq_epi32(g, filler); /* -1 on fillers */                             \
-        __m256i pre = dc_prefix8(_mm256_add_epi32(_mm256_add_epi32(g, one), isf));                   \
-        __m256i col = _mm256_add_epi32(base, pre);                                                   \
-        base = _mm256_add_epi32(base, _mm256_permutevar8x32_epi32(pre, last));                       \
-        __m256 w = _mm256_andnot_ps(_mm256_castsi256_ps(isf), dc_cb_lookup(&k, cb, code));          \
-        ACC = _mm256_fmadd_ps(w, _mm256_i32gather_ps(x, col, 4), ACC); /* fillers: in bounds */      \
-    } while (0)
-    for (; j + 16 <= end; j += 16) {
-        DC_CB_STEP8(j, acc0);
-        DC_CB_STEP8(j + 8, acc1);
+    /* Chunks of up to 256 entries: first the columns (a running sum of the
+     * gaps, eight at a time in registers, the base carried by one add) and
+     * weights go to a buffer, then x is read with scalar loads as in csr:
+     * vgatherdps and loads right after the stores they read both cost more
+     * on the AMD cores we measured. */
+    int32_t cols[256];
+    float ws[256];
+    while (j + 8 <= end) {
+        int n8 = (int)((end - j) / 8 < 32 ? (end - j) / 8 : 32);
+        for (int i = 0; i < n8; i++) {
+            __m256i g = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->gaps + j + 8 * i)));
+            __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->codes + j + 8 * i)));
+            __m256i isf = _mm256_cmpeq_epi32(g, filler); /* -1 on fillers: weight 0, column in bounds */
+            __m256i pre = dc_prefix8(_mm256_add_epi32(_mm256_add_epi32(g, one), isf));
+            _mm256_storeu_si256((__m256i *)(cols + 8 * i), _mm256_add_epi32(base, pre));
+            base = _mm256_add_epi32(base, _mm256_permutevar8x32_epi32(pre, last));
+            _mm256_storeu_ps(ws + 8 * i, _mm256_andnot_ps(_mm256_castsi256_ps(isf), dc_cb_lookup(nreg, q, cb, code)));
+        }
+        int i = 0;
+        for (; i + 2 <= n8; i += 2) {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(ws + 8 * i), dc_load8(x, cols + 8 * i), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(ws + 8 * i + 8), dc_load8(x, cols + 8 * i + 8), acc1);
+        }
+        if (i < n8)
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(ws + 8 * i), dc_load8(x, cols + 8 * i), acc0);
+        j += 8 * n8;
     }
-    if (j + 8 <= end) {
-        DC_CB_STEP8(j, acc0);
-        j += 8;
-    }
-#undef DC_CB_STEP8
-    __m256 sum = _mm256_add_ps(acc0, acc1);
-    float s = dc_hsum8(sum), w;
+    float s = dc_hsum8(_mm256_add_ps(acc0, acc1)), w;
     int c = _mm_cvtsi128_si32(_mm256_castsi256_si128(base));
     for (; j < end; j++) {
         c += dc_cb_step(a, j, &w);
@@ -153,17 +156,18 @@ static float dc_cb_row_dot(const struct dc_spmat *a, int r, const float *x)
     }
     return s;
 }
-#else
-/* x[c[0..8)] as a vector from eight scalar loads: on the AMD cores we
- * measured, vgatherdps costs about 1.5 cycles per element, scalar loads and
- * inserts half that. */
-static inline __m256 dc_load8(const float *x, const int32_t *c)
-{
-    __m128 lo = _mm_set_ps(x[c[3]], x[c[2]], x[c[1]], x[c[0]]);
-    __m128 hi = _mm_set_ps(x[c[7]], x[c[6]], x[c[5]], x[c[4]]);
-    return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
-}
 
+static float dc_cb_row_dot(const struct dc_spmat *a, int r, const float *x)
+{
+    if (a->m <= 8)
+        return dc_cb_row_dot_n(a, r, x, 1);
+    if (a->m <= 16)
+        return dc_cb_row_dot_n(a, r, x, 2);
+    if (a->m <= 32)
+        return dc_cb_row_dot_n(a, r, x, 4);
+    return dc_cb_row_dot_n(a, r, x, 0);
+}
+#else
 static float dc_csr_row_dot(const struct dc_spmat *a, int r, const float *x)
 {
     const int32_t *ci = a->colidx;
