@@ -93,7 +93,7 @@ static enum dc_status cuda_download(struct dc_backend *be, void *host_dst, const
         return DC_OK;
     DC_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, ctx->stream));
     DC_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-    return DC_OK;
+    return dc_cuda_deferred_check(ctx); /* e.g. a bad label, seen when the statistics are read */
 }
 
 static enum dc_status cuda_copy(struct dc_backend *be, void *dst, const void *src, size_t bytes)
@@ -128,7 +128,7 @@ extern "C" enum dc_status dc_cuda_fill(struct dc_backend *be, float *x, float va
 static enum dc_status cuda_sync(struct dc_backend *be)
 {
     DC_CUDA_CHECK(cudaStreamSynchronize(dc_cuda_ctx_of(be)->stream));
-    return DC_OK;
+    return dc_cuda_deferred_check(dc_cuda_ctx_of(be));
 }
 
 /* ---- construction ---- */
@@ -222,6 +222,7 @@ static enum dc_status cuda_open(struct dc_backend *be, struct dc_cuda_ctx *ctx)
     DC_CUSPARSE_CHECK(cusparseCreate(&ctx->sparse));
     DC_CUSPARSE_CHECK(cusparseSetStream(ctx->sparse, ctx->stream));
     DC_CUDA_CHECK(cudaMalloc(&ctx->step_buf, DC_CUDA_STEP_DOUBLES * sizeof(double)));
+    DC_TRY(dc_cuda_deferred_init(ctx));
 
     /* prop.name may be up to 256 bytes: keep the first 96, the rest fits 128 */
     snprintf(be->description, sizeof be->description, "%.96s (sm_%d%d), %s", prop.name, prop.major,
@@ -277,6 +278,7 @@ extern "C" void dc_cuda_backend_shutdown(struct dc_backend *be)
         (void)cudaFree(ctx->scratch);
     if (ctx->step_buf)
         (void)cudaFree(ctx->step_buf);
+    dc_cuda_deferred_free(ctx);
     if (ctx->blas_ws)
         (void)cudaFree(ctx->blas_ws);
     if (ctx->stream)

@@ -1,9 +1,19 @@
 /* cuda_conv.cu: 2-D convolution forward, backward-data and backward-filter
  * with cuDNN.  Each shape gets a plan (descriptors plus, per direction, the
- * algorithm cudnnFind measured fastest), found on first use and kept, so a
- * training step after the first does no searching and no allocation and can
- * be captured in a CUDA graph.  Without TF32 the math type is CUDNN_FMA_MATH:
- * cuDNN's default would let FP32 convolutions run on TF32 tensor cores.
+ * chosen algorithm), made on first use and kept, so a training step after
+ * the first does no searching and no allocation and can be captured in a
+ * CUDA graph.
+ *
+ * The choice must make training repeatable and a resumed run bit-identical
+ * (trainer.c promises both), so it is not timed: cudnnFind measures, and
+ * another process (or the same one under load) may measure another winner.
+ * cuDNN's heuristics (cudnnGetConvolution*Algorithm_v7) depend only on the
+ * shape, the math type, the GPU and the cuDNN version; of their ranked list
+ * we take the first entry that succeeded, is CUDNN_DETERMINISTIC (no
+ * atomics-based backward-data or backward-filter variant), fits the workspace
+ * cap and, without TF32, reports CUDNN_FMA_MATH (true FP32: cuDNN's default
+ * math would let FP32 convolutions run on TF32 tensor cores).  With TF32 any
+ * math type cuDNN reports is allowed and is set when the algorithm runs.
  *
  * Legend: x [N,C,H,W], w [K,C,R,S], y [N,K,P,Q]. */
 #include <string.h>
@@ -92,74 +102,85 @@ extern "C" void dc_cuda_conv_plans_free(struct dc_cuda_ctx *ctx)
     }
 }
 
-/* First (fastest) measured algorithm that ran, fits the workspace cap, and,
- * without TF32, does not use tensor-core math; -1 when none qualifies. */
-template <typename Perf> static int pick_algo(const Perf *r, int count, int tf32)
+/* Whether a heuristic entry may run: it is supported, deterministic and,
+ * without TF32, plain FP32 FMA math. */
+template <typename Perf> static int algo_ok(const Perf &r, int tf32)
 {
-    for (int i = 0; i < count; i++) {
-        if (r[i].status != CUDNN_STATUS_SUCCESS || r[i].memory > DC_CONV_WORKSPACE_CAP)
-            continue;
-        if (!tf32 && (r[i].mathType == CUDNN_TENSOR_OP_MATH ||
-                      r[i].mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
-            continue;
-        return i;
-    }
-    return -1;
-}
-
-/* Record the chosen entry of a cudnnFind result (i from pick_algo). */
-template <typename Perf>
-static void take_algo(struct dc_cuda_conv_plan *pl, int dir, const Perf *r, int i, int tf32)
-{
-    pl->dir[dir].algo = (int)r[i].algo;
-    /* the found algorithm's math, but never tensor cores without TF32 */
-    pl->dir[dir].math = tf32 ? r[i].mathType : CUDNN_FMA_MATH;
+    return r.status == CUDNN_STATUS_SUCCESS && r.determinism == CUDNN_DETERMINISTIC &&
+           (tf32 || r.mathType == CUDNN_FMA_MATH);
 }
 
 static const char *const dir_name[DC_CUDA_CONV_DIRS] = {"conv_fwd", "conv_bwd_data", "conv_bwd_filter"};
 
-/* Measure the algorithms of one direction (once per shape) and size its workspace. */
+/* Workspace of algorithm `algo` of one direction under the math type already
+ * set on the descriptor; a failure means "not usable" (status kept). */
+static cudnnStatus_t conv_ws_size(struct dc_cuda_ctx *ctx, struct dc_cuda_conv_plan *pl, int dir, int algo,
+                                  size_t *ws)
+{
+    if (dir == DC_CUDA_CONV_FWD)
+        return cudnnGetConvolutionForwardWorkspaceSize(ctx->dnn, pl->x, pl->w, pl->conv, pl->y,
+                                                       (cudnnConvolutionFwdAlgo_t)algo, ws);
+    if (dir == DC_CUDA_CONV_BWD_DATA)
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(ctx->dnn, pl->w, pl->y, pl->conv, pl->x,
+                                                            (cudnnConvolutionBwdDataAlgo_t)algo, ws);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx->dnn, pl->x, pl->y, pl->conv, pl->w,
+                                                          (cudnnConvolutionBwdFilterAlgo_t)algo, ws);
+}
+
+/* The first usable entry of a heuristic ranking (see the file comment):
+ * fills the plan's direction and returns 1, or 0 when none qualifies. */
+template <typename Perf>
+static int take_first(struct dc_cuda_ctx *ctx, struct dc_cuda_conv_plan *pl, int dir, const Perf *r, int count,
+                      int tf32)
+{
+    for (int i = 0; i < count; i++) {
+        if (!algo_ok(r[i], tf32))
+            continue;
+        /* the math type the entry was ranked under is the one it runs with */
+        const cudnnMathType_t math = tf32 ? r[i].mathType : CUDNN_FMA_MATH;
+        size_t ws = 0;
+        if (cudnnSetConvolutionMathType(pl->conv, math) != CUDNN_STATUS_SUCCESS ||
+            conv_ws_size(ctx, pl, dir, (int)r[i].algo, &ws) != CUDNN_STATUS_SUCCESS ||
+            ws > DC_CONV_WORKSPACE_CAP)
+            continue;
+        pl->dir[dir].algo = (int)r[i].algo;
+        pl->dir[dir].math = math;
+        pl->dir[dir].workspace = ws;
+        return 1;
+    }
+    return 0;
+}
+
+/* Choose the algorithm of one direction (once per shape) and size its workspace. */
 static enum dc_status conv_find(struct dc_cuda_ctx *ctx, struct dc_cuda_conv_plan *pl, int dir, int tf32)
 {
     cudnnConvolutionFwdAlgoPerf_t rf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t rd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     cudnnConvolutionBwdFilterAlgoPerf_t rw[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int count = 0, i = -1;
-    size_t *ws = &pl->dir[dir].workspace;
-    /* cuDNN's default math lets FP32 convolutions run on TF32 tensor cores */
+    int count = 0, ok = 0;
+    /* rank under the math this run allows: FMA only, or anything with TF32 */
     DC_CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     if (dir == DC_CUDA_CONV_FWD) {
-        DC_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(ctx->dnn, pl->x, pl->w, pl->conv, pl->y,
-                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, rf));
-        if ((i = pick_algo(rf, count, tf32)) >= 0)
-            take_algo(pl, dir, rf, i, tf32);
+        DC_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx->dnn, pl->x, pl->w, pl->conv, pl->y,
+                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, rf));
+        ok = take_first(ctx, pl, dir, rf, count, tf32);
     } else if (dir == DC_CUDA_CONV_BWD_DATA) {
-        DC_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(ctx->dnn, pl->w, pl->y, pl->conv, pl->x,
-                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, rd));
-        if ((i = pick_algo(rd, count, tf32)) >= 0)
-            take_algo(pl, dir, rd, i, tf32);
+        DC_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx->dnn, pl->w, pl->y, pl->conv, pl->x,
+                                                                   CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count,
+                                                                   rd));
+        ok = take_first(ctx, pl, dir, rd, count, tf32);
     } else {
-        DC_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(ctx->dnn, pl->x, pl->y, pl->conv, pl->w,
-                                                                   CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count,
-                                                                   rw));
-        if ((i = pick_algo(rw, count, tf32)) >= 0)
-            take_algo(pl, dir, rw, i, tf32);
+        DC_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx->dnn, pl->x, pl->y, pl->conv, pl->w,
+                                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                     &count, rw));
+        ok = take_first(ctx, pl, dir, rw, count, tf32);
     }
     const struct dc_conv_desc *d = &pl->key;
-    if (i < 0)
-        return DC_ERROR(DC_ERR_DEVICE, "%s: cuDNN found no usable algorithm for x[%d,%d,%d,%d] w[%d,%d,%d,%d] "
-                        "stride %d pad %d", dir_name[dir], d->n, d->c, d->h, d->w, d->k, d->c, d->r, d->s,
-                        d->stride, d->pad);
-    DC_CUDNN_CHECK(cudnnSetConvolutionMathType(pl->conv, pl->dir[dir].math));
-    if (dir == DC_CUDA_CONV_FWD)
-        DC_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(
-            ctx->dnn, pl->x, pl->w, pl->conv, pl->y, (cudnnConvolutionFwdAlgo_t)pl->dir[dir].algo, ws));
-    else if (dir == DC_CUDA_CONV_BWD_DATA)
-        DC_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-            ctx->dnn, pl->w, pl->y, pl->conv, pl->x, (cudnnConvolutionBwdDataAlgo_t)pl->dir[dir].algo, ws));
-    else
-        DC_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-            ctx->dnn, pl->x, pl->y, pl->conv, pl->w, (cudnnConvolutionBwdFilterAlgo_t)pl->dir[dir].algo, ws));
+    if (!ok)
+        return DC_ERROR(DC_ERR_DEVICE, "%s: cuDNN offers no deterministic %s algorithm within %zu MiB of "
+                        "workspace for x[%d,%d,%d,%d] w[%d,%d,%d,%d] stride %d pad %d", dir_name[dir],
+                        tf32 ? "(TF32 allowed)" : "FP32 (FMA math)", DC_CONV_WORKSPACE_CAP >> 20, d->n, d->c,
+                        d->h, d->w, d->k, d->c, d->r, d->s, d->stride, d->pad);
     pl->dir[dir].found = 1;
     return DC_OK;
 }

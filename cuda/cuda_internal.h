@@ -22,7 +22,7 @@
 enum dc_cuda_conv_dir { DC_CUDA_CONV_FWD, DC_CUDA_CONV_BWD_DATA, DC_CUDA_CONV_BWD_FILTER, DC_CUDA_CONV_DIRS };
 
 /* One convolution shape: its cuDNN descriptors and, per direction, the
- * algorithm cudnnFind chose (found on first use, then reused). */
+ * algorithm chosen from cuDNN's heuristics (on first use, then reused). */
 struct dc_cuda_conv_plan {
     int used;
     struct dc_conv_desc key;
@@ -35,6 +35,19 @@ struct dc_cuda_conv_plan {
         cudnnMathType_t math;
         size_t workspace;
     } dir[DC_CUDA_CONV_DIRS];
+};
+
+/* An argument error that a kernel finds (a label outside [0, K), an
+ * assignment >= M) and the host cannot see without a sync.  The first launch
+ * that finds one records the lowest row or weight index it saw; the next
+ * download or sync reports it with the CPU reference's message
+ * (dc_cuda_deferred_check) and clears it.  Device memory, zero = none. */
+struct dc_cuda_deferred {
+    unsigned int seq;            /* launch that recorded it (dc_cuda_defer_seq), 0 = none */
+    int op;                      /* enum dc_op of that launch */
+    int limit;                   /* K or M */
+    int pad_;
+    unsigned long long inv_key;  /* ~(index << bits | value): atomicMax keeps the lowest index */
 };
 
 struct dc_cuda_ctx {
@@ -62,6 +75,8 @@ struct dc_cuda_ctx {
     size_t scratch_bytes;
     struct dc_cuda_conv_plan plans[DC_CUDA_MAX_PLANS];
     int next_victim;
+    struct dc_cuda_deferred *deferred; /* device record of a kernel-found argument error */
+    unsigned int deferred_seq;         /* last launch id handed out; 0 = no such launch yet */
 };
 
 static inline struct dc_cuda_ctx *dc_cuda_ctx_of(struct dc_backend *be)
@@ -116,6 +131,20 @@ static __device__ inline double dc_block_sum(double v)
     return t;
 }
 
+/* Record an argument error found by launch `seq` (see struct dc_cuda_deferred):
+ * key = index << value_bits | value, so the lowest index of the first failing
+ * launch wins.  Every thread of one launch passes the same op and limit. */
+static __device__ inline void dc_cuda_defer(struct dc_cuda_deferred *e, unsigned int seq, int op,
+                                            unsigned long long key, int limit)
+{
+    unsigned int prev = atomicCAS(&e->seq, 0u, seq);
+    if (prev != 0u && prev != seq)
+        return; /* an earlier launch's error is already waiting */
+    atomicMax(&e->inv_key, ~key);
+    atomicExch(&e->op, op);
+    atomicExch(&e->limit, limit);
+}
+
 /* Grid-stride loop over [0, n). */
 #define DC_CUDA_FOR(i, n)                                                            \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);         \
@@ -134,6 +163,14 @@ enum dc_status dc_cuda_grow(void **buf, size_t *have, size_t bytes, const char *
 enum dc_status dc_cuda_workspace(struct dc_cuda_ctx *ctx, size_t bytes, void **out);
 enum dc_status dc_cuda_scratch(struct dc_cuda_ctx *ctx, size_t bytes, void **out);
 void dc_cuda_conv_plans_free(struct dc_cuda_ctx *ctx);
+
+/* Kernel-found argument errors (cuda_loss.cu): the record is made at init
+ * and freed at shutdown; a launch that may record one takes an id from
+ * dc_cuda_defer_seq; download and sync call dc_cuda_deferred_check. */
+enum dc_status dc_cuda_deferred_init(struct dc_cuda_ctx *ctx);
+void dc_cuda_deferred_free(struct dc_cuda_ctx *ctx);
+unsigned int dc_cuda_defer_seq(struct dc_cuda_ctx *ctx);
+enum dc_status dc_cuda_deferred_check(struct dc_cuda_ctx *ctx);
 
 /* memory (cuda_backend.cu) */
 enum dc_status dc_cuda_fill(struct dc_backend *be, float *x, float value, size_t n);

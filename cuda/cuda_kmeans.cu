@@ -270,34 +270,76 @@ extern "C" enum dc_status dc_cuda_codebook_gather(struct dc_backend *be, size_t 
     return DC_OK;
 }
 
-/* Per block a shared float histogram of gradient sums (a few thousand
- * values each), then one double atomic per block and cluster.  Assignments
- * >= M (a caller bug the CPU reports) are skipped: reporting from here would
- * cost a sync in every fine-tuning step. */
-static __global__ void k_codebook_grad(size_t n, const uint8_t *assign, const float *g, const float *mask,
-                                       int m, double *sum)
+/* codebook_grad, repeatable and in double like the CPU's index-order sum:
+ * block b sums a contiguous range of the weights into partial[b][M] (the
+ * fixed step buffer), then one thread per cluster adds the blocks' partials in
+ * block order.  Inside a block, warp w takes the 32-weight chunks w, w+W, ...
+ * of the range in order; the lanes of a chunk that share a cluster are
+ * grouped (__match_any_sync) and the group's lowest lane adds the members'
+ * values in lane order to the warp's own double histogram; the warps'
+ * histograms are then added in warp order.  No atomics touch the sums, so the
+ * result depends only on n and M.  An assignment >= M (of a weight whose mask
+ * is non-zero) adds nothing and is recorded for the next download or sync,
+ * which fails with the CPU reference's message (struct dc_cuda_deferred). */
+#define DC_CB_THREADS 512
+#define DC_CB_WARPS (DC_CB_THREADS / 32)
+
+static __global__ void __launch_bounds__(DC_CB_THREADS)
+k_codebook_grad(size_t n, const uint8_t *assign, const float *g, const float *mask, int m, double *partial,
+                struct dc_cuda_deferred *err, unsigned int seq)
 {
-    __shared__ float hist[DC_KM_MAX_M];
-    for (int j = threadIdx.x; j < m; j += blockDim.x)
-        hist[j] = 0.0f;
+    __shared__ double hist[DC_CB_WARPS][DC_KM_MAX_M];
+    __shared__ float vals[DC_CB_WARPS][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int j = threadIdx.x; j < DC_CB_WARPS * DC_KM_MAX_M; j += blockDim.x)
+        hist[j / DC_KM_MAX_M][j % DC_KM_MAX_M] = 0.0;
     __syncthreads();
-    DC_CUDA_FOR(i, n)
-    {
-        int a = assign[i];
-        if ((!mask || mask[i] != 0.0f) && a < m)
-            atomicAdd(&hist[a], g[i]);
+    const size_t per = (n + gridDim.x - 1) / gridDim.x;
+    const size_t lo = blockIdx.x * per, hi = lo + per < n ? lo + per : n;
+    /* `base` is the same on every lane, so the whole warp runs each chunk */
+    for (size_t base = lo + (size_t)warp * 32; base < hi; base += (size_t)DC_CB_WARPS * 32) {
+        const size_t i = base + lane;
+        int a = m; /* m: this lane adds nothing */
+        float v = 0.0f;
+        if (i < hi && (!mask || mask[i] != 0.0f)) {
+            const int ai = assign[i];
+            if (ai < m) {
+                a = ai;
+                v = g[i];
+            } else {
+                dc_cuda_defer(err, seq, DC_OP_CODEBOOK_GRAD, (unsigned long long)i << 8 | (unsigned)ai, m);
+            }
+        }
+        const unsigned group = __match_any_sync(0xffffffffu, a);
+        vals[warp][lane] = v;
+        __syncwarp();
+        if (a < m && lane == __ffs(group) - 1) {
+            double sum = 0.0;
+            for (unsigned rest = group; rest; rest &= rest - 1)
+                sum += vals[warp][__ffs(rest) - 1];
+            hist[warp][a] += sum;
+        }
+        __syncwarp();
     }
     __syncthreads();
-    for (int j = threadIdx.x; j < m; j += blockDim.x)
-        if (hist[j] != 0.0f)
-            atomicAdd(&sum[j], (double)hist[j]);
+    for (int j = threadIdx.x; j < m; j += blockDim.x) {
+        double sum = 0.0;
+        for (int w = 0; w < DC_CB_WARPS; w++)
+            sum += hist[w][j];
+        partial[(size_t)blockIdx.x * m + j] = sum;
+    }
 }
 
-static __global__ void k_codebook_store(int m, const double *sum, float *dcode)
+/* dcode[j] = the blocks' partial sums of cluster j in block order. */
+static __global__ void k_codebook_final(int m, int blocks, const double *partial, float *dcode)
 {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j < m)
-        dcode[j] = (float)sum[j];
+    const int j = threadIdx.x;
+    if (j >= m)
+        return;
+    double sum = 0.0;
+    for (int b = 0; b < blocks; b++)
+        sum += partial[(size_t)b * m + j];
+    dcode[j] = (float)sum;
 }
 
 extern "C" enum dc_status dc_cuda_codebook_grad(struct dc_backend *be, size_t n, const uint8_t *assign,
@@ -306,12 +348,18 @@ extern "C" enum dc_status dc_cuda_codebook_grad(struct dc_backend *be, size_t n,
     struct dc_cuda_ctx *ctx = dc_cuda_ctx_of(be);
     if (m < 1 || m > DC_KM_MAX_M)
         return DC_ERROR(DC_ERR_ARG, "codebook_grad: %d clusters; need 1..%d", m, DC_KM_MAX_M);
-    double *sum = ctx->step_buf; /* fixed: this runs in every fine-tuning step */
-    DC_CUDA_CHECK(cudaMemsetAsync(sum, 0, (size_t)m * sizeof(double), ctx->stream));
+    /* the block count depends on n and M only, so the sums' order does too */
+    size_t want = (n + 4 * (size_t)DC_CB_THREADS - 1) / (4 * (size_t)DC_CB_THREADS);
+    size_t cap = (size_t)DC_CUDA_STEP_DOUBLES / (size_t)m;
+    unsigned blocks = (unsigned)(want < cap ? want : cap);
     if (n > 0) {
-        DC_CUDA_LAUNCH_N(k_codebook_grad, n, ctx->stream, n, assign, g, mask, m, sum);
+        k_codebook_grad<<<blocks, DC_CB_THREADS, 0, ctx->stream>>>(n, assign, g, mask, m, ctx->step_buf,
+                                                                   ctx->deferred, dc_cuda_defer_seq(ctx));
+        DC_CUDA_LAUNCH_CHECK("k_codebook_grad");
+    } else {
+        blocks = 0;
     }
-    k_codebook_store<<<1, DC_KM_MAX_M, 0, ctx->stream>>>(m, sum, dcode);
-    DC_CUDA_LAUNCH_CHECK("k_codebook_store");
+    k_codebook_final<<<1, DC_KM_MAX_M, 0, ctx->stream>>>(m, (int)blocks, ctx->step_buf, dcode);
+    DC_CUDA_LAUNCH_CHECK("k_codebook_final");
     return DC_OK;
 }

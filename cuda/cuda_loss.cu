@@ -1,10 +1,17 @@
 /* cuda_loss.cu: softmax cross-entropy and arg-max, one warp per row.  The
- * loss sum and the correct count are added into `stats` in device memory
- * (one atomic per block), so a training epoch reads them back only once.
- * Like the CPU reference the row sum of exp(x - max) and the loss are
- * computed in double, and dlogits = (expf(x - max) * (float)(1/sum) - onehot)
- * * grad_scale in float.  A label outside [0, K) cannot be reported from the
- * device without a sync, so it adds NaN to the loss, which the trainer shows.
+ * loss sum and the correct count are added into `stats` in device memory, so
+ * a training epoch reads them back only once.  Like the CPU reference the row
+ * sum of exp(x - max) and the loss are computed in double, and dlogits =
+ * (expf(x - max) * (float)(1/sum) - onehot) * grad_scale in float.  The
+ * statistics are repeatable: each block writes its double partial sums to the
+ * step buffer and one block adds them in block order (the grid depends on N
+ * only), then adds the float results to stats as the CPU does.
+ *
+ * A label outside [0, K) cannot be reported from the device without a sync:
+ * the row gets no loss, no count and a zero gradient, and the launch records
+ * the error (struct dc_cuda_deferred, kept here with its host side); the next
+ * download or sync (the trainer reads the statistics with a download) fails
+ * with the CPU reference's message, so the phase stops there.
  *
  * Legend: logits, dlogits [N,K]; labels, pred [N]; stats [2]. */
 #include <math.h>
@@ -44,12 +51,23 @@ static __device__ double warp_sum(double v)
 }
 
 static __global__ void k_softmax_xent(int n, int k, const float *logits, const int32_t *labels,
-                                      float grad_scale, float *dlogits, float *stats)
+                                      float grad_scale, float *dlogits, double *partial,
+                                      struct dc_cuda_deferred *err, unsigned int seq)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double loss = 0.0, correct = 0.0; /* meaningful on lane 0 */
     for (int i = blockIdx.x * DC_ROWS_PER_BLOCK + warp; i < n; i += gridDim.x * DC_ROWS_PER_BLOCK) {
         const float *row = logits + (size_t)i * k;
+        const int label = labels[i];
+        if (label < 0 || label >= k) { /* uniform across the warp */
+            if (lane == 0)
+                dc_cuda_defer(err, seq, DC_OP_SOFTMAX_XENT,
+                              (unsigned long long)i << 32 | (unsigned int)label, k);
+            if (dlogits)
+                for (int j = lane; j < k; j += 32)
+                    dlogits[(size_t)i * k + j] = 0.0f;
+            continue;
+        }
         float max;
         int top;
         warp_argmax(row, k, &max, &top);
@@ -57,10 +75,8 @@ static __global__ void k_softmax_xent(int n, int k, const float *logits, const i
         for (int j = lane; j < k; j += 32)
             sum += exp((double)(row[j] - max));
         sum = warp_sum(sum);
-        const int label = labels[i];
-        const int valid = label >= 0 && label < k;
         if (lane == 0) {
-            loss += valid ? log(sum) - (double)(row[label] - max) : (double)NAN;
+            loss += log(sum) - (double)(row[label] - max);
             correct += top == label;
         }
         if (dlogits) {
@@ -75,8 +91,24 @@ static __global__ void k_softmax_xent(int n, int k, const float *logits, const i
     loss = dc_block_sum(lane == 0 ? loss : 0.0);
     correct = dc_block_sum(lane == 0 ? correct : 0.0);
     if (threadIdx.x == 0) {
-        atomicAdd(&stats[0], (float)loss);
-        atomicAdd(&stats[1], (float)correct);
+        partial[2 * blockIdx.x] = loss;
+        partial[2 * blockIdx.x + 1] = correct;
+    }
+}
+
+/* One block: the blocks' partial sums in a fixed order, then into stats. */
+static __global__ void k_loss_stats(const double *partial, int blocks, float *stats)
+{
+    double loss = 0.0, correct = 0.0;
+    for (int b = threadIdx.x; b < blocks; b += blockDim.x) {
+        loss += partial[2 * b];
+        correct += partial[2 * b + 1];
+    }
+    loss = dc_block_sum(loss);
+    correct = dc_block_sum(correct);
+    if (threadIdx.x == 0) {
+        stats[0] += (float)loss;
+        stats[1] += (float)correct;
     }
 }
 
@@ -85,18 +117,73 @@ static unsigned row_blocks(int n)
     return dc_cuda_blocks((size_t)(n + DC_ROWS_PER_BLOCK - 1) / DC_ROWS_PER_BLOCK * DC_CUDA_THREADS);
 }
 
+static_assert(2 * DC_CUDA_MAX_BLOCKS <= DC_CUDA_STEP_DOUBLES, "the loss partials must fit the step buffer");
+
 extern "C" enum dc_status dc_cuda_softmax_xent(struct dc_backend *be, int n, int k, const float *logits,
                                                const int32_t *labels, float grad_scale, float *dlogits,
                                                float *stats)
 {
+    struct dc_cuda_ctx *ctx = dc_cuda_ctx_of(be);
     if (n < 0 || k <= 0)
         return DC_ERROR(DC_ERR_ARG, "softmax_xent: bad shape [%d,%d]", n, k);
     if (n == 0)
         return DC_OK;
-    k_softmax_xent<<<row_blocks(n), DC_CUDA_THREADS, 0, dc_cuda_ctx_of(be)->stream>>>(n, k, logits, labels,
-                                                                                     grad_scale, dlogits, stats);
+    const unsigned blocks = row_blocks(n);
+    k_softmax_xent<<<blocks, DC_CUDA_THREADS, 0, ctx->stream>>>(n, k, logits, labels, grad_scale, dlogits,
+                                                               ctx->step_buf, ctx->deferred,
+                                                               dc_cuda_defer_seq(ctx));
     DC_CUDA_LAUNCH_CHECK("k_softmax_xent");
+    k_loss_stats<<<1, DC_CUDA_THREADS, 0, ctx->stream>>>(ctx->step_buf, (int)blocks, stats);
+    DC_CUDA_LAUNCH_CHECK("k_loss_stats");
     return DC_OK;
+}
+
+/* ---- kernel-found argument errors (declared in cuda_internal.h) ---- */
+
+extern "C" enum dc_status dc_cuda_deferred_init(struct dc_cuda_ctx *ctx)
+{
+    DC_CUDA_CHECK(cudaMalloc(&ctx->deferred, sizeof *ctx->deferred));
+    DC_CUDA_CHECK(cudaMemsetAsync(ctx->deferred, 0, sizeof *ctx->deferred, ctx->stream));
+    ctx->deferred_seq = 0;
+    return DC_OK;
+}
+
+extern "C" void dc_cuda_deferred_free(struct dc_cuda_ctx *ctx)
+{
+    if (ctx->deferred)
+        (void)cudaFree(ctx->deferred);
+    ctx->deferred = NULL;
+}
+
+/* A fresh non-zero launch id.  A captured graph replays its launches with the
+ * ids they had at capture, so replays of one launch share an id. */
+extern "C" unsigned int dc_cuda_defer_seq(struct dc_cuda_ctx *ctx)
+{
+    if (++ctx->deferred_seq == 0)
+        ctx->deferred_seq = 1;
+    return ctx->deferred_seq;
+}
+
+/* Waits for the stream; reports (and clears) a recorded error with the
+ * message the CPU backend gives for the same input. */
+extern "C" enum dc_status dc_cuda_deferred_check(struct dc_cuda_ctx *ctx)
+{
+    if (!ctx->deferred || ctx->deferred_seq == 0)
+        return DC_OK; /* nothing that can record one has run */
+    struct dc_cuda_deferred h;
+    DC_CUDA_CHECK(cudaMemcpyAsync(&h, ctx->deferred, sizeof h, cudaMemcpyDeviceToHost, ctx->stream));
+    DC_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    if (h.seq == 0)
+        return DC_OK;
+    DC_CUDA_CHECK(cudaMemsetAsync(ctx->deferred, 0, sizeof h, ctx->stream));
+    const unsigned long long key = ~h.inv_key;
+    if (h.op == DC_OP_SOFTMAX_XENT)
+        return DC_ERROR(DC_ERR_ARG, "softmax_xent: label %d of row %d is outside [0, %d)",
+                        (int)(int32_t)(uint32_t)(key & 0xffffffffu), (int)(key >> 32), h.limit);
+    if (h.op == DC_OP_CODEBOOK_GRAD)
+        return DC_ERROR(DC_ERR_ARG, "codebook_grad: assignment %d of weight %zu is not below %d",
+                        (int)(key & 0xffu), (size_t)(key >> 8), h.limit);
+    return DC_ERROR(DC_ERR_DEVICE, "a GPU kernel recorded an error of unknown op %d", h.op);
 }
 
 static __global__ void k_argmax(int n, int k, const float *logits, int32_t *pred)
