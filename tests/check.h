@@ -10,6 +10,20 @@
 
 #define DC_TEST_SKIP 77
 
+/* The verdict of a GPU test that found no GPU: DC_TEST_SKIP, or 1 with a
+ * message when DC_REQUIRE_GPU is set (to anything but 0), as
+ * scripts/gpu-check.sh does, so a GPU machine cannot pass by skipping. */
+static inline int test_gpu_skip(const char *name, const char *why)
+{
+    const char *req = getenv("DC_REQUIRE_GPU");
+    if (req && *req && strcmp(req, "0")) {
+        fprintf(stderr, "%s: no GPU (%s), but DC_REQUIRE_GPU=%s requires one: failed\n", name, why, req);
+        return 1;
+    }
+    printf("%s: no GPU: skipped (%s)\n", name, why);
+    return DC_TEST_SKIP;
+}
+
 static int dc_test_failures = 0;
 
 #define CHECK(cond)                                                            \

@@ -649,8 +649,7 @@ int main(void)
     struct dc_backend_opts opts = {0, 0, 0}; /* FP32: TF32 would miss the tolerances on purpose */
     enum dc_status st = dc_backend_create("cuda", &opts, &gpu_be);
     if (st == DC_ERR_UNSUPPORTED) {
-        printf("test_gpu_parity: no GPU: skipped (%s)\n", dc_error_msg());
-        return DC_TEST_SKIP;
+        return test_gpu_skip("test_gpu_parity", dc_error_msg());
     }
     if (st != DC_OK || dc_backend_create("cpu", &opts, &ref_be) != DC_OK) {
         fprintf(stderr, "test_gpu_parity: cannot create the backends: %s\n", dc_error_msg());

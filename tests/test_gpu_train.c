@@ -120,8 +120,7 @@ int main(void)
     struct dc_backend *be[2] = {NULL, NULL};
     enum dc_status st = dc_backend_create("cuda", &opts, &be[1]);
     if (st == DC_ERR_UNSUPPORTED) {
-        printf("test_gpu_train: no GPU: skipped (%s)\n", dc_error_msg());
-        return DC_TEST_SKIP;
+        return test_gpu_skip("test_gpu_train", dc_error_msg());
     }
     if (st != DC_OK || dc_backend_create("cpu", &opts, &be[0]) != DC_OK) {
         fprintf(stderr, "test_gpu_train: cannot create the backends: %s\n", dc_error_msg());
