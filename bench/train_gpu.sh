@@ -27,7 +27,7 @@ out="$here/results/train_gpu_$(date +%Y-%m-%d).md"
   echo "|---|---|---|---|---|"
 } > "$out.tmp"
 for spec in lenet300:configs/lenet300_mnist.ini:data/mnist lenet5:configs/lenet5_mnist.ini:data/mnist \
-            vgg19:configs/vgg19_cifar.ini:data/cifar10; do
+            vgg19:configs/vgg19_cifar_train.ini:data/cifar10; do
   IFS=: read -r m cfg data <<< "$spec"
   for b in 64 128 256; do
     ours=$("$prog" "$cfg" --device cuda --epochs "$epochs" --set train.batch="$b" --set train.tf32=0)

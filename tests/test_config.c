@@ -324,7 +324,8 @@ static void test_shipped_configs(void)
     struct { const char *name; long params; int compress, seen; } known[] = {
         {"lenet300_mnist.ini", 266610, 0, 0},    {"lenet300_mnist_dc.ini", 266610, 1, 0},
         {"lenet5_mnist.ini", 431080, 0, 0},      {"lenet5_mnist_dc.ini", 431080, 1, 0},
-        {"lenet5_fire_mnist.ini", 412088, 0, 0}, {"vgg19_cifar.ini", 20035018, 0, 0},
+        {"lenet5_fire_mnist.ini", 412088, 0, 0}, {"vgg19_cifar.ini", 20035018, 1, 0},
+        {"vgg19_cifar_train.ini", 20035018, 0, 0},
     };
     int nknown = (int)(sizeof known / sizeof known[0]);
     DIR *d = opendir(dir);
