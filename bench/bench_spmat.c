@@ -31,6 +31,7 @@
 #include "dc/backend.h"
 #include "dc/log.h"
 #include "dc/rng.h"
+#include "dc/infer.h"
 #include "dc/spmat.h"
 
 #define BS_MAX_BATCHES 8
@@ -425,6 +426,33 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
                         n, me[i].name, 1e6 * sec / n, 1e-9 * (double)me[i].bytes / sec, me[i].bytes, base / sec,
                         o->threads);
         }
+        /* the inference plan's own choice at this batch (dc_infer_pick, as dcinfer loads a
+         * layer), checked and timed like the forms above: it should match the fastest */
+        struct bs_method pick = {0};
+        double cand[DC_FORMAT_COUNT], sec = 0.0;
+        int reps = 0;
+        char name[32];
+        if (s == DC_OK)
+            s = dc_infer_pick(be, &csrc, NULL, DC_INFER_AUTO, n, maxn, NULL, NULL, &pick.a, cand);
+        if (s == DC_OK) {
+            snprintf(name, sizeof name, "auto:%s", dc_spmat_format_name(pick.a->format));
+            pick.name = name, pick.bytes = dc_spmat_bytes(pick.a);
+            s = bs_call(be, &w, &pick, n, dx, dy);
+        }
+        if (s == DC_OK)
+            s = be->ops.download(be, hy, dy, sizeof(float) * (size_t)n * l->m);
+        if (s == DC_OK && bs_check(l->name, pick.name, n, l->m, ref, hy))
+            s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, pick.name);
+        if (s == DC_OK)
+            s = bs_time(be, &w, &pick, n, dx, dy, o, flush, &sec, &reps);
+        if (s == DC_OK) {
+            printf("%-12s density %.2f batch %3d %-13s %6.2f us/sample %8.2f GB/s %12zu bytes %6.2fx vs %s  (%d calls)\n",
+                   l->name, (double)l->density, n, pick.name, 1e6 * sec / n, 1e-9 * (double)pick.bytes / sec,
+                   pick.bytes, base / sec, me[0].name, reps);
+            fflush(stdout);
+        }
+        if (pick.a)
+            dc_spmat_free(be, pick.a);
     }
 done:
     if (s != DC_OK)
