@@ -10,31 +10,38 @@
  * Legend: images [*,C,H,W] uint8, out [N,C,H,W], idx and labels by row. */
 #include "dc/rng.h"
 
+#include "cuda_index.h"
 #include "cuda_internal.h"
 
+/* What a launch needs beyond the pointers, passed by value.  Every field is
+ * read by name (the channel's mean and std are picked with selects, not an
+ * index), so the struct stays in the parameter bank and registers instead of
+ * being copied to local memory. */
 struct batch_params {
-    int c, h, w, n, pad, flip;
+    int c, h, w, pad, flip;
+    uint32_t k; /* 2 pad + 1 */
     uint64_t seed;
-    float mean[3], std[3];
+    float mean0, mean1, mean2, std0, std1, std2;
 };
 
 /* One thread per output pixel; the two hashes per pixel are cheaper than a
- * second pass that would store them. */
-static __global__ void k_batch_images(struct batch_params p, const uint8_t *images, const int32_t *idx,
-                                      float *out)
+ * second pass that would store them.  I and D: 32-bit indices with
+ * multiplicative division when the batch allows (cuda_index.h). */
+template <typename I, typename D>
+static __global__ void k_batch_images(I total, D dw, D dh, D dc, const struct batch_params p,
+                                      const uint8_t *images, const int32_t *idx, float *out)
 {
-    const size_t hw = (size_t)p.h * p.w, chw = (size_t)p.c * hw, total = (size_t)p.n * chw;
-    DC_CUDA_FOR(o, total)
+    const size_t hw = (size_t)p.h * p.w, chw = (size_t)p.c * hw;
+    DC_CUDA_FOR_T(I, o, total)
     {
-        const int i = (int)(o / chw);
-        const int c = (int)(o / hw % (size_t)p.c);
-        const int y = (int)(o % hw / (size_t)p.w), x = (int)(o % (size_t)p.w);
+        const I row = dw.div(o), plane = dh.div(row), img = dc.div(plane);
+        const int x = (int)(o - row * (I)p.w), y = (int)(row - plane * (I)p.h), c = (int)(plane - img * (I)p.c);
+        const int i = (int)img;
         int dy = 0, dx = 0, flip = 0;
         if (p.pad > 0) {
-            uint32_t k = (uint32_t)(2 * p.pad + 1);
             uint32_t u = dc_hash_u32(p.seed, 2 * (uint64_t)i);
-            dy = (int)(u % k) - p.pad;
-            dx = (int)((u / k) % k) - p.pad;
+            dy = (int)(u % p.k) - p.pad;
+            dx = (int)((u / p.k) % p.k) - p.pad;
         }
         if (p.flip)
             flip = (int)(dc_hash_u32(p.seed, 2 * (uint64_t)i + 1) & 1u);
@@ -42,7 +49,9 @@ static __global__ void k_batch_images(struct batch_params p, const uint8_t *imag
         int v = 0;
         if (ys >= 0 && ys < p.h && xs >= 0 && xs < p.w)
             v = images[(size_t)idx[i] * chw + (size_t)c * hw + (size_t)ys * p.w + xs];
-        out[o] = __fdiv_rn(__fsub_rn(__fdiv_rn((float)v, 255.0f), p.mean[c]), p.std[c]);
+        const float mean = c == 0 ? p.mean0 : c == 1 ? p.mean1 : p.mean2;
+        const float sd = c == 0 ? p.std0 : c == 1 ? p.std1 : p.std2;
+        out[o] = __fdiv_rn(__fsub_rn(__fdiv_rn((float)v, 255.0f), mean), sd);
     }
 }
 
@@ -52,18 +61,30 @@ extern "C" enum dc_status dc_cuda_batch_images(struct dc_backend *be, const stru
     if (d->c < 1 || d->c > 3 || d->h <= 0 || d->w <= 0 || d->n < 0 || d->pad < 0)
         return DC_ERROR(DC_ERR_ARG, "batch_images: bad shape n %d, [%d,%d,%d], pad %d", d->n, d->c, d->h,
                         d->w, d->pad);
-    for (int c = 0; c < d->c; c++)
+    float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
+    for (int c = 0; c < d->c; c++) {
         if (!(d->std[c] > 0.0f))
             return DC_ERROR(DC_ERR_ARG, "batch_images: std[%d] = %g must be positive", c, (double)d->std[c]);
-    struct batch_params p = {d->c, d->h, d->w, d->n, d->pad, d->flip, d->seed, {0, 0, 0}, {1, 1, 1}};
-    for (int c = 0; c < d->c; c++) {
-        p.mean[c] = d->mean[c];
-        p.std[c] = d->std[c];
+        mean[c] = d->mean[c];
+        sd[c] = d->std[c];
     }
+    const struct batch_params p = {d->c,    d->h,    d->w,    d->pad, d->flip, (uint32_t)(2 * d->pad + 1),
+                                   d->seed, mean[0], mean[1], mean[2], sd[0],  sd[1],
+                                   sd[2]};
     size_t total = (size_t)d->n * d->c * d->h * d->w;
     if (total == 0)
         return DC_OK;
-    DC_CUDA_LAUNCH_N(k_batch_images, total, dc_cuda_ctx_of(be)->stream, p, images, idx, out);
+    cudaStream_t stream = dc_cuda_ctx_of(be)->stream;
+    const unsigned blocks = dc_cuda_blocks(total);
+    if (dc_index_fits_32(total))
+        k_batch_images<<<blocks, DC_CUDA_THREADS, 0, stream>>>(
+            (uint32_t)total, dc_fastdiv_make((uint32_t)d->w), dc_fastdiv_make((uint32_t)d->h),
+            dc_fastdiv_make((uint32_t)d->c), p, images, idx, out);
+    else
+        k_batch_images<<<blocks, DC_CUDA_THREADS, 0, stream>>>(total, dc_div64{(size_t)d->w},
+                                                               dc_div64{(size_t)d->h}, dc_div64{(size_t)d->c}, p,
+                                                               images, idx, out);
+    DC_CUDA_LAUNCH_CHECK("k_batch_images");
     return DC_OK;
 }
 

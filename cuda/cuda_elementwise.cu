@@ -7,6 +7,7 @@
  * Legend: N batch, C channels (CA, CB the two halves), HW spatial size. */
 #include "dc/rng.h"
 
+#include "cuda_index.h"
 #include "cuda_internal.h"
 
 static __global__ void k_relu_fwd(size_t n, const float *x, float *y)
@@ -61,14 +62,14 @@ extern "C" enum dc_status dc_cuda_dropout_fwd(struct dc_backend *be, size_t n, f
 }
 
 /* One thread per element of the joined tensor [N,CA+CB,HW]; to_joined picks
- * the direction (concat writes it, split reads it). */
-static __global__ void k_concat_split(size_t total, size_t sa, size_t sb, float *a, float *b, float *joined,
-                                      int to_joined)
+ * the direction (concat writes it, split reads it).  I and D: 32-bit indices
+ * with multiplicative division when the tensor allows (cuda_index.h). */
+template <typename I, typename D>
+static __global__ void k_concat_split(I total, I sa, I sb, D s, float *a, float *b, float *joined, int to_joined)
 {
-    const size_t s = sa + sb;
-    DC_CUDA_FOR(i, total)
+    DC_CUDA_FOR_T(I, i, total)
     {
-        size_t img = i / s, off = i % s;
+        const I img = s.div(i), off = i - img * (I)s.d;
         float *part = off < sa ? a + img * sa + off : b + img * sb + (off - sa);
         if (to_joined)
             joined[i] = *part;
@@ -77,25 +78,37 @@ static __global__ void k_concat_split(size_t total, size_t sa, size_t sb, float 
     }
 }
 
-extern "C" enum dc_status dc_cuda_concat(struct dc_backend *be, int n, int ca, int cb, int hw,
-                                         const float *a, const float *b, float *out)
+static enum dc_status concat_split(struct dc_backend *be, int n, int ca, int cb, int hw, float *a, float *b,
+                                   float *joined, int to_joined)
 {
+    if (n <= 0 || hw <= 0 || ca < 0 || cb < 0)
+        return DC_OK;
     size_t sa = (size_t)ca * hw, sb = (size_t)cb * hw, total = (size_t)n * (sa + sb);
     if (total == 0)
         return DC_OK;
-    DC_CUDA_LAUNCH_N(k_concat_split, total, dc_cuda_ctx_of(be)->stream, total, sa, sb, (float *)a, (float *)b,
-                     out, 1);
+    cudaStream_t stream = dc_cuda_ctx_of(be)->stream;
+    const unsigned blocks = dc_cuda_blocks(total);
+    if (dc_index_fits_32(total))
+        k_concat_split<<<blocks, DC_CUDA_THREADS, 0, stream>>>((uint32_t)total, (uint32_t)sa, (uint32_t)sb,
+                                                               dc_fastdiv_make((uint32_t)(sa + sb)), a, b,
+                                                               joined, to_joined);
+    else
+        k_concat_split<<<blocks, DC_CUDA_THREADS, 0, stream>>>(total, sa, sb, dc_div64{sa + sb}, a, b, joined,
+                                                               to_joined);
+    DC_CUDA_LAUNCH_CHECK("k_concat_split");
     return DC_OK;
+}
+
+extern "C" enum dc_status dc_cuda_concat(struct dc_backend *be, int n, int ca, int cb, int hw,
+                                         const float *a, const float *b, float *out)
+{
+    return concat_split(be, n, ca, cb, hw, (float *)a, (float *)b, out, 1);
 }
 
 extern "C" enum dc_status dc_cuda_split(struct dc_backend *be, int n, int ca, int cb, int hw,
                                         const float *in, float *a, float *b)
 {
-    size_t sa = (size_t)ca * hw, sb = (size_t)cb * hw, total = (size_t)n * (sa + sb);
-    if (total == 0)
-        return DC_OK;
-    DC_CUDA_LAUNCH_N(k_concat_split, total, dc_cuda_ctx_of(be)->stream, total, sa, sb, a, b, (float *)in, 0);
-    return DC_OK;
+    return concat_split(be, n, ca, cb, hw, a, b, (float *)in, 0);
 }
 
 /* PyTorch's SGD, one pass over w, g, v (and the mask); the operation order

@@ -1,6 +1,7 @@
 /* cuda_gemm.cu: dense linear algebra for the fully connected layers: row-major
  * gemm on column-major cuBLAS, and the small vector kernels beside it (axpby,
  * mul, bias add and bias gradient). */
+#include "cuda_index.h"
 #include "cuda_internal.h"
 
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same
@@ -57,40 +58,87 @@ extern "C" enum dc_status dc_cuda_mul(struct dc_backend *be, size_t n, const flo
     return DC_OK;
 }
 
-/* y [N,C,HW] += bias [C] */
-static __global__ void k_bias_add(size_t total, float *y, const float *bias, int c, int hw)
+/* y [N,C,HW] += bias [C]; D divides indices of type I (cuda_index.h). */
+template <typename I, typename D>
+static __global__ void k_bias_add(I total, float *y, const float *bias, D hw, D c)
 {
-    DC_CUDA_FOR(i, total) y[i] += bias[(i / (size_t)hw) % (size_t)c];
+    DC_CUDA_FOR_T(I, i, total)
+    {
+        const I q = hw.div(i); /* image * C + channel */
+        y[i] += bias[q - c.div(q) * (I)c.d];
+    }
 }
 
 extern "C" enum dc_status dc_cuda_bias_add(struct dc_backend *be, float *y, const float *bias, int n, int c,
                                            int hw)
 {
-    size_t total = (size_t)n * (size_t)c * (size_t)hw;
-    if (total == 0)
+    if (n <= 0 || c <= 0 || hw <= 0)
         return DC_OK;
-    DC_CUDA_LAUNCH_N(k_bias_add, total, dc_cuda_ctx_of(be)->stream, total, y, bias, c, hw);
+    size_t total = (size_t)n * (size_t)c * (size_t)hw;
+    cudaStream_t stream = dc_cuda_ctx_of(be)->stream;
+    const unsigned blocks = dc_cuda_blocks(total);
+    if (dc_index_fits_32(total))
+        k_bias_add<<<blocks, DC_CUDA_THREADS, 0, stream>>>((uint32_t)total, y, bias, dc_fastdiv_make((uint32_t)hw),
+                                                           dc_fastdiv_make((uint32_t)c));
+    else
+        k_bias_add<<<blocks, DC_CUDA_THREADS, 0, stream>>>(total, y, bias, dc_div64{(size_t)hw},
+                                                           dc_div64{(size_t)c});
+    DC_CUDA_LAUNCH_CHECK("k_bias_add");
     return DC_OK;
 }
 
-/* db [C] = sum of dy [N,C,HW] over N and HW, in double and in a fixed order
- * (no atomics), so training is repeatable.  Small planes (fc layers, HW = 1):
- * one thread per channel, reads coalesced across channels.  Large planes:
- * blocks of (channel, slice of the batch) write partial sums to the fixed
- * step buffer, then one thread per channel adds its slices in order. */
-static __global__ void k_bias_grad_small(const float *dy, float *db, int n, int c, int hw)
+/* db [C] = sum of dy [N,C,HW] over N and HW, in double and in an order fixed
+ * by (N, C, HW) alone (no atomics, nothing taken from the device), so
+ * training is repeatable.  Two layouts:
+ *
+ * Small planes (HW < 64: fc layers, VGG's 2x2 and 4x4): a block takes a tile
+ * of CT = min(256 / HW, C) channels, whose CT*HW values are contiguous in
+ * each image, and a slice of the batch.  Thread t reads tile offset
+ * t % (CT*HW) of images img0 + t / (CT*HW), stepping by the rows of threads
+ * the tile leaves, so a warp reads consecutive floats; the block then adds
+ * each channel's per-thread sums in (row, plane position) order.  Slices
+ * (chosen from N, C and HW, about DC_BG_SLICE_ELEMS values per block) go to
+ * the fixed step buffer and one thread per channel adds them in slice order;
+ * one slice writes db directly.
+ *
+ * Large planes: blocks of (channel, slice of the batch) reduce their planes
+ * with a block tree, partial sums go to the step buffer, then one thread per
+ * channel adds its slices in order (one slice, or C too large for the
+ * buffer: the block writes db itself). */
+#define DC_BG_THREADS 256
+#define DC_BG_SLICE_ELEMS 2048
+#define DC_BG_MAX_SLICES 65535 /* gridDim.y */
+
+static __global__ void __launch_bounds__(DC_BG_THREADS)
+k_bias_grad_tiles(const float *dy, double *partial, float *db, int n, int c, int hw, int ct)
 {
-    int ch = blockIdx.x * blockDim.x + threadIdx.x;
-    if (ch >= c)
-        return;
+    __shared__ double sums[DC_BG_THREADS];
+    const int tw = ct * hw, rows = DC_BG_THREADS / tw, t = threadIdx.x, col = t % tw, row = t / tw;
+    const int slice = blockIdx.y, slices = gridDim.y;
+    const int img0 = (int)((long long)n * slice / slices), img1 = (int)((long long)n * (slice + 1) / slices);
+    const size_t c0 = (size_t)blockIdx.x * ct, plane = (size_t)c * hw;
+    const bool live = row < rows && c0 + col / hw < (size_t)c;
     double acc = 0.0;
-    for (int img = 0; img < n; img++)
-        for (int i = 0; i < hw; i++)
-            acc += dy[((size_t)img * c + ch) * hw + i];
-    db[ch] = (float)acc;
+    if (live) {
+        const float *p = dy + c0 * hw + col;
+        for (int img = img0 + row; img < img1; img += rows)
+            acc += p[(size_t)img * plane];
+    }
+    sums[t] = acc;
+    __syncthreads();
+    if (t < ct && c0 + t < (size_t)c) {
+        double sum = 0.0;
+        for (int r = 0; r < rows; r++)
+            for (int k = 0; k < hw; k++)
+                sum += sums[r * tw + t * hw + k];
+        if (partial)
+            partial[(c0 + t) * slices + slice] = sum;
+        else
+            db[c0 + t] = (float)sum;
+    }
 }
 
-static __global__ void k_bias_grad_partial(const float *dy, double *partial, int n, int c, int hw)
+static __global__ void k_bias_grad_partial(const float *dy, double *partial, float *db, int n, int c, int hw)
 {
     const int ch = blockIdx.x, slice = blockIdx.y, slices = gridDim.y;
     const int img0 = (int)((long long)n * slice / slices), img1 = (int)((long long)n * (slice + 1) / slices);
@@ -101,8 +149,10 @@ static __global__ void k_bias_grad_partial(const float *dy, double *partial, int
             acc += plane[i];
     }
     acc = dc_block_sum(acc);
-    if (threadIdx.x == 0)
+    if (threadIdx.x == 0 && partial)
         partial[(size_t)ch * slices + slice] = acc;
+    else if (threadIdx.x == 0)
+        db[ch] = (float)acc;
 }
 
 static __global__ void k_bias_grad_final(const double *partial, float *db, int c, int slices)
@@ -116,6 +166,20 @@ static __global__ void k_bias_grad_final(const double *partial, float *db, int c
     db[ch] = (float)acc;
 }
 
+/* `want` slices of the batch, within the batch, the step buffer (C
+ * partials a slice) and the grid; 1 means the blocks write db themselves. */
+static int bg_slices(long long want, int n, int c)
+{
+    long long most = DC_CUDA_STEP_DOUBLES / c;
+    if (most > n)
+        most = n;
+    if (most > DC_BG_MAX_SLICES)
+        most = DC_BG_MAX_SLICES;
+    if (want > most)
+        want = most;
+    return want < 1 ? 1 : (int)want;
+}
+
 extern "C" enum dc_status dc_cuda_bias_grad(struct dc_backend *be, const float *dy, float *db, int n, int c,
                                             int hw)
 {
@@ -127,23 +191,24 @@ extern "C" enum dc_status dc_cuda_bias_grad(struct dc_backend *be, const float *
         return DC_OK;
     }
     unsigned cblocks = (unsigned)((c + DC_CUDA_THREADS - 1) / DC_CUDA_THREADS);
-    if (hw < 64 || c > DC_CUDA_STEP_DOUBLES) {
-        k_bias_grad_small<<<cblocks, DC_CUDA_THREADS, 0, ctx->stream>>>(dy, db, n, c, hw);
-        DC_CUDA_LAUNCH_CHECK("k_bias_grad_small");
-        return DC_OK;
+    int slices;
+    if (hw < 64) {
+        const int ct = DC_BG_THREADS / hw < c ? DC_BG_THREADS / hw : c;
+        slices = bg_slices(((long long)n * ct * hw + DC_BG_SLICE_ELEMS - 1) / DC_BG_SLICE_ELEMS, n, c);
+        const unsigned tiles = (unsigned)((c + ct - 1) / ct);
+        k_bias_grad_tiles<<<dim3(tiles, (unsigned)slices), DC_BG_THREADS, 0, ctx->stream>>>(
+            dy, slices > 1 ? ctx->step_buf : NULL, db, n, c, hw, ct);
+        DC_CUDA_LAUNCH_CHECK("k_bias_grad_tiles");
+    } else {
+        /* enough blocks to fill the GPU twice, within the buffer and the batch */
+        slices = bg_slices((2 * ctx->sm_count + c - 1) / c, n, c);
+        k_bias_grad_partial<<<dim3((unsigned)c, (unsigned)slices), DC_CUDA_THREADS, 0, ctx->stream>>>(
+            dy, slices > 1 ? ctx->step_buf : NULL, db, n, c, hw);
+        DC_CUDA_LAUNCH_CHECK("k_bias_grad_partial");
     }
-    /* enough blocks to fill the GPU twice, within the buffer and the batch */
-    int slices = (2 * ctx->sm_count + c - 1) / c;
-    if (slices > DC_CUDA_STEP_DOUBLES / c)
-        slices = DC_CUDA_STEP_DOUBLES / c;
-    if (slices > n)
-        slices = n;
-    if (slices < 1)
-        slices = 1;
-    k_bias_grad_partial<<<dim3((unsigned)c, (unsigned)slices), DC_CUDA_THREADS, 0, ctx->stream>>>(
-        dy, ctx->step_buf, n, c, hw);
-    DC_CUDA_LAUNCH_CHECK("k_bias_grad_partial");
-    k_bias_grad_final<<<cblocks, DC_CUDA_THREADS, 0, ctx->stream>>>(ctx->step_buf, db, c, slices);
-    DC_CUDA_LAUNCH_CHECK("k_bias_grad_final");
+    if (slices > 1) {
+        k_bias_grad_final<<<cblocks, DC_CUDA_THREADS, 0, ctx->stream>>>(ctx->step_buf, db, c, slices);
+        DC_CUDA_LAUNCH_CHECK("k_bias_grad_final");
+    }
     return DC_OK;
 }

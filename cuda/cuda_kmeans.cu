@@ -12,10 +12,11 @@
  * The GPU way: the kept values are sorted once (cub radix sort); since the
  * nearest centroid only moves right as x grows, each cluster is then a range
  * of the sorted values, so one iteration is a binary search per centroid for
- * the range boundaries (O(M log n), one block) plus one block per cluster
- * summing its range in double.  Sums in double make the means agree with the
- * CPU's index-order double sums (prefix-sum differences would lose digits on
- * small clusters).  Every iteration's kernels read a device flag set when the
+ * the range boundaries (O(M log n), one block), then blocks over fixed
+ * chunks of the sorted values sum each cluster's part in double (k_km_sums)
+ * and one thread per cluster adds its chunks' parts in order (k_km_mean).
+ * Sums in double make the means agree with the CPU's index-order double sums
+ * to rounding (prefix-sum differences would lose digits on small clusters).  Every iteration's kernels read a device flag set when the
  * assignment stops changing, so the loop needs no host round trip.
  *
  * Legend: x, mask, assign, g, w [n]; centroids, codebook, dcode [M]. */
@@ -143,18 +144,60 @@ static __global__ void k_km_ranges(const float *centroids, int m, const float *s
         *st.done = 1;
 }
 
-/* One block per sorted position: its centroid becomes the mean of its range. */
-static __global__ void k_km_update(float *centroids, const float *sorted, struct km_state st)
+/* The update, parallel over the values rather than the clusters (a 5-bit
+ * layer has only 32 clusters, and one big cluster would keep one block busy):
+ * the sorted kept values [0, count) are cut into chunks of `chunk` values
+ * (chosen from count alone, km_chunk); block b walks the clusters that
+ * overlap its chunk in sorted-position order and writes each one's sum over
+ * the overlap, in double, to part[b][j] (each thread's strided sum, then the
+ * block tree of dc_block_sum).  k_km_mean then adds, for each cluster, the
+ * partials of the chunks its range covers in chunk order.  The order of
+ * every addition depends on count and the ranges only, so it is repeatable;
+ * part[b][j] is written for exactly the (chunk, cluster) pairs k_km_mean
+ * reads. */
+#define DC_KM_CHUNK_MIN 4096   /* values per block: 16 per thread */
+#define DC_KM_MAX_CHUNKS 4096  /* bounds the partials to 4096 x M doubles */
+
+static int km_chunk(int count)
+{
+    long long per = ((long long)count + DC_KM_MAX_CHUNKS - 1) / DC_KM_MAX_CHUNKS;
+    return (int)(per > DC_KM_CHUNK_MIN ? per : DC_KM_CHUNK_MIN);
+}
+
+static __global__ void k_km_sums(const float *sorted, int count, int chunk, int m, struct km_state st, double *part)
 {
     if (*st.done)
+        return; /* uniform */
+    const int a = blockIdx.x * chunk, b = count - a < chunk ? count : a + chunk;
+    int j = 0; /* first sorted position whose range ends after a; uniform */
+    while (j < m && st.start[j + 1] <= a)
+        j++;
+    for (; j < m && st.start[j] < b; j++) {
+        const int lo = st.start[j] > a ? st.start[j] : a, hi = st.start[j + 1] < b ? st.start[j + 1] : b;
+        if (lo >= hi)
+            continue; /* an empty cluster: uniform */
+        double sum = 0.0;
+        for (int i = lo + (int)threadIdx.x; i < hi; i += blockDim.x)
+            sum += sorted[i];
+        sum = dc_block_sum(sum);
+        if (threadIdx.x == 0)
+            part[(size_t)blockIdx.x * m + j] = sum;
+    }
+}
+
+/* One thread per sorted position: its centroid becomes the mean of its range. */
+static __global__ void k_km_mean(float *centroids, int chunk, int m, struct km_state st, const double *part)
+{
+    const int j = threadIdx.x;
+    if (*st.done || j >= m)
         return;
-    const int j = blockIdx.x, lo = st.start[j], hi = st.start[j + 1];
+    const int lo = st.start[j], hi = st.start[j + 1];
+    if (hi <= lo)
+        return;
     double sum = 0.0;
-    for (int i = lo + (int)threadIdx.x; i < hi; i += blockDim.x)
-        sum += sorted[i];
-    sum = dc_block_sum(sum);
-    if (threadIdx.x == 0 && hi > lo)
-        centroids[st.si[j]] = (float)(sum / (double)(hi - lo));
+    for (int b = lo / chunk; b <= (hi - 1) / chunk; b++)
+        sum += part[(size_t)b * m + j];
+    centroids[st.si[j]] = (float)(sum / (double)(hi - lo));
 }
 
 /* assign[i] = nearest of the final centroids, 0 where masked out. */
@@ -172,19 +215,25 @@ static __global__ void k_km_assign(size_t n, const float *x, const float *mask, 
     assign[i] = (mask && mask[i] == 0.0f) ? 0 : (uint8_t)si[km_nearest_pos(sv, si, m, x[i])];
 }
 
-/* Scratch layout: keys [n], sorted [n], cub temp, then the small arrays. */
+/* Scratch layout: keys [n], sorted [n], cub temp, the update's partials
+ * [chunks][M], then the small arrays. */
 struct km_layout {
-    size_t keys, sorted, temp, temp_bytes, counts, sv, si, start, prev_lo, prev_hi, total;
+    size_t keys, sorted, temp, temp_bytes, part, counts, sv, si, start, prev_lo, prev_hi, total;
 };
 
-static enum dc_status km_layout_plan(size_t n, struct km_layout *L)
+static enum dc_status km_layout_plan(size_t n, int m, struct km_layout *L)
 {
+    /* km_chunk(count) makes at most this many chunks for any count <= n */
+    size_t chunks = (n + DC_KM_CHUNK_MIN - 1) / DC_KM_CHUNK_MIN;
+    if (chunks > DC_KM_MAX_CHUNKS)
+        chunks = DC_KM_MAX_CHUNKS;
     size_t temp_bytes = 0;
     DC_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(NULL, temp_bytes, (const float *)NULL, (float *)NULL, (int)n));
     size_t at = 0;
     L->keys = at, at += dc_cuda_align(n * sizeof(float));
     L->sorted = at, at += dc_cuda_align(n * sizeof(float));
     L->temp = at, L->temp_bytes = temp_bytes, at += dc_cuda_align(temp_bytes);
+    L->part = at, at += dc_cuda_align(chunks * (size_t)m * sizeof(double));
     L->counts = at, at += dc_cuda_align(3 * sizeof(int)); /* kept, kept NaNs, done */
     L->sv = at, at += dc_cuda_align(DC_KM_MAX_M * sizeof(float));
     L->si = at, at += dc_cuda_align(DC_KM_MAX_M * sizeof(int));
@@ -220,6 +269,58 @@ static enum dc_status km_sort(struct dc_cuda_ctx *ctx, size_t n, const float *x,
     return DC_OK;
 }
 
+/* The k-means scratch (about 12 bytes per value plus CUB's) is the backend's
+ * grow-only scratch, which otherwise lives until shutdown.  Quantisation
+ * runs k-means once per layer and then never again, so a call that leaves
+ * more than DC_KM_KEEP_SCRATCH there frees it (after its kernels are done):
+ * a big layer's buffer does not outlive the quantize stage, and small
+ * layers in a row do not reallocate.  The next user grows it again. */
+#define DC_KM_KEEP_SCRATCH ((size_t)16 << 20)
+
+static enum dc_status km_release_scratch(struct dc_cuda_ctx *ctx)
+{
+    if (ctx->scratch_bytes <= DC_KM_KEEP_SCRATCH)
+        return DC_OK;
+    DC_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    void *s = ctx->scratch;
+    ctx->scratch = NULL;
+    ctx->scratch_bytes = 0;
+    DC_CUDA_CHECK(cudaFree(s));
+    return DC_OK;
+}
+
+static enum dc_status km_run(struct dc_cuda_ctx *ctx, size_t n, const float *x, const float *mask,
+                             float *centroids, int m, int iters, uint8_t *assign)
+{
+    struct km_layout L = {};
+    char *s = NULL;
+    int count = 0;
+    DC_TRY(km_layout_plan(n, m, &L));
+    DC_TRY(dc_cuda_scratch(ctx, L.total, (void **)&s));
+    DC_TRY(km_sort(ctx, n, x, mask, centroids, m, s, &L, &count));
+
+    struct km_state st = {(float *)(s + L.sv), (int *)(s + L.si), (int *)(s + L.start),
+                          (int *)(s + L.prev_lo), (int *)(s + L.prev_hi), (int *)(s + L.counts) + 2};
+    const float *sorted = (const float *)(s + L.sorted);
+    double *part = (double *)(s + L.part);
+    const int chunk = km_chunk(count);
+    const unsigned chunks = (unsigned)((count + (long long)chunk - 1) / chunk);
+    k_km_ranges<<<1, DC_KM_RANGE_THREADS, 0, ctx->stream>>>(centroids, m, sorted, count, st, 1);
+    DC_CUDA_LAUNCH_CHECK("k_km_ranges");
+    for (int it = 0; it < iters; it++) {
+        if (chunks > 0) {
+            k_km_sums<<<chunks, DC_CUDA_THREADS, 0, ctx->stream>>>(sorted, count, chunk, m, st, part);
+            DC_CUDA_LAUNCH_CHECK("k_km_sums");
+        }
+        k_km_mean<<<1, DC_KM_MAX_M, 0, ctx->stream>>>(centroids, chunk, m, st, part);
+        DC_CUDA_LAUNCH_CHECK("k_km_mean");
+        k_km_ranges<<<1, DC_KM_RANGE_THREADS, 0, ctx->stream>>>(centroids, m, sorted, count, st, 0);
+        DC_CUDA_LAUNCH_CHECK("k_km_ranges");
+    }
+    DC_CUDA_LAUNCH_N(k_km_assign, n, ctx->stream, n, x, mask, m, st, assign);
+    return DC_OK;
+}
+
 extern "C" enum dc_status dc_cuda_kmeans_1d(struct dc_backend *be, size_t n, const float *x,
                                             const float *mask, float *centroids, int m, int iters,
                                             uint8_t *assign)
@@ -233,26 +334,10 @@ extern "C" enum dc_status dc_cuda_kmeans_1d(struct dc_backend *be, size_t n, con
                         n, INT32_MAX / 2);
     if (n == 0)
         return DC_OK;
-    struct km_layout L = {};
-    char *s = NULL;
-    int count = 0;
-    DC_TRY(km_layout_plan(n, &L));
-    DC_TRY(dc_cuda_scratch(ctx, L.total, (void **)&s));
-    DC_TRY(km_sort(ctx, n, x, mask, centroids, m, s, &L, &count));
-
-    struct km_state st = {(float *)(s + L.sv), (int *)(s + L.si), (int *)(s + L.start),
-                          (int *)(s + L.prev_lo), (int *)(s + L.prev_hi), (int *)(s + L.counts) + 2};
-    const float *sorted = (const float *)(s + L.sorted);
-    k_km_ranges<<<1, DC_KM_RANGE_THREADS, 0, ctx->stream>>>(centroids, m, sorted, count, st, 1);
-    DC_CUDA_LAUNCH_CHECK("k_km_ranges");
-    for (int it = 0; it < iters; it++) {
-        k_km_update<<<(unsigned)m, DC_CUDA_THREADS, 0, ctx->stream>>>(centroids, sorted, st);
-        DC_CUDA_LAUNCH_CHECK("k_km_update");
-        k_km_ranges<<<1, DC_KM_RANGE_THREADS, 0, ctx->stream>>>(centroids, m, sorted, count, st, 0);
-        DC_CUDA_LAUNCH_CHECK("k_km_ranges");
-    }
-    DC_CUDA_LAUNCH_N(k_km_assign, n, ctx->stream, n, x, mask, m, st, assign);
-    return DC_OK;
+    enum dc_status st = km_run(ctx, n, x, mask, centroids, m, iters, assign);
+    if (st != DC_OK)
+        return st; /* keep the first error's message; the scratch goes at the next call or shutdown */
+    return km_release_scratch(ctx);
 }
 
 static __global__ void k_codebook_gather(size_t n, const uint8_t *assign, const float *codebook,

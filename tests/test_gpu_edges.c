@@ -25,71 +25,9 @@
 
 #include "dc/backend.h"
 #include "dc/rng.h"
-#include "check.h"
-
-static struct dc_backend *ref_be, *gpu_be; /* side 0 and side 1 */
-static struct dc_rng rng;
-
-struct buf {
-    size_t bytes;
-    void *p[2];
-};
-
-#define BE(s) ((s) ? gpu_be : ref_be)
-#define F(b, s) ((float *)(b).p[s])
-#define I32(b, s) ((int32_t *)(b).p[s])
-#define U8(b, s) ((uint8_t *)(b).p[s])
-#define BOTH(s, call)                  \
-    for (int s = 0; s < 2; s++)        \
-        CHECK_OK(call)
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-static struct buf buf_new(const void *host, size_t bytes)
-{
-    struct buf b = {bytes, {NULL, NULL}};
-    for (int s = 0; s < 2; s++) {
-        CHECK_OK(BE(s)->ops.alloc(BE(s), &b.p[s], bytes ? bytes : 4));
-        if (host && b.p[s] && bytes)
-            CHECK_OK(BE(s)->ops.upload(BE(s), b.p[s], host, bytes));
-    }
-    return b;
-}
-
-static void buf_free(struct buf *b)
-{
-    for (int s = 0; s < 2; s++)
-        BE(s)->ops.release(BE(s), b->p[s]);
-}
+#include "gpu_pair.h"
 
 static struct buf buf_host(const float *h, size_t n) { return buf_new(h, n * sizeof(float)); }
-
-static struct buf buf_rand(size_t n, float lo, float hi)
-{
-    float *h = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        h[i] = lo + (hi - lo) * dc_rng_uniform(&rng);
-    struct buf b = buf_host(h, n);
-    free(h);
-    return b;
-}
-
-static struct buf buf_nan(size_t n)
-{
-    void *h = xmalloc(n * sizeof(float));
-    memset(h, 0xff, n * sizeof(float));
-    struct buf b = buf_new(h, n * sizeof(float));
-    free(h);
-    return b;
-}
 
 static void fetch(const struct buf *b, size_t bytes, void *host[2])
 {
@@ -258,7 +196,7 @@ static void conv_case(const struct dc_conv_desc *d, float tol)
     size_t n[3] = {ny, nx, nw};
     for (int k = 0; k < 3; k++) {
         snprintf(what, sizeof what, "%s x[%d,%d,%d,%d] w[%d,%d,%d,%d] stride %d pad %d%s", dir[k], d->n, d->c, d->h,
-                 d->w, d->k, d->c, d->r, d->s, d->stride, d->pad, gpu_be->opts.tf32 ? " TF32" : "");
+                 d->w, d->k, d->c, d->r, d->s, d->stride, d->pad, BE(1)->opts.tf32 ? " TF32" : "");
         cmp(what, out[k], n[k], tol, tol, 1);
     }
     struct buf *all[] = {&x, &w, &dy, &y, &dx, &dw};
@@ -298,7 +236,7 @@ static void gemm_case(int ta, int tb, int m, int n, int k, int pad, float alpha,
     BOTH(s, BE(s)->ops.gemm(BE(s), ta, tb, m, n, k, alpha, F(a, s), lda, F(b, s), ldb, beta, F(c, s), ldc));
     char what[96];
     snprintf(what, sizeof what, "gemm ta %d tb %d %dx%dx%d pad %d alpha %g beta %g%s", ta, tb, m, n, k, pad,
-             (double)alpha, (double)beta, gpu_be->opts.tf32 ? " TF32" : "");
+             (double)alpha, (double)beta, BE(1)->opts.tf32 ? " TF32" : "");
     /* with beta != 0 all of C, padding included (left alone on both sides);
      * with beta = 0 the padding stays NaN, so only the n written columns */
     if (beta != 0.0f || pad == 0) {
@@ -540,18 +478,12 @@ static void test_batch_images(void)
 int main(void)
 {
     struct dc_backend_opts opts = {0, 0, 0};
-    enum dc_status st = dc_backend_create("cuda", &opts, &gpu_be);
-    if (st == DC_ERR_UNSUPPORTED)
-        return test_gpu_skip("test_gpu_edges", dc_error_msg());
-    if (st != DC_OK || dc_backend_create("cpu", &opts, &ref_be) != DC_OK) {
-        fprintf(stderr, "test_gpu_edges: cannot create the backends: %s\n", dc_error_msg());
-        return 1;
-    }
-    const char *env = getenv("DC_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 0) : 20261201u;
-    dc_rng_seed(&rng, seed);
-    printf("test_gpu_edges: %s vs %s, seed %llu (DC_TEST_SEED changes it)\n", gpu_be->description,
-           ref_be->description, (unsigned long long)seed);
+    int verdict = pair_open("test_gpu_edges", &opts);
+    if (verdict >= 0)
+        return verdict;
+    uint64_t seed = pair_seed(20261201u);
+    printf("test_gpu_edges: %s vs %s, seed %llu (DC_TEST_SEED changes it)\n", BE(1)->description,
+           BE(0)->description, (unsigned long long)seed);
     struct { const char *name; void (*run)(void); } parts[] = {
         {"bias_grad", test_bias_grad}, {"max pool ties", test_pool_ties}, {"batch norm", test_bn},
         {"loss", test_loss},           {"k-means", test_kmeans},          {"codebook_grad", test_codebook_grad},
@@ -567,17 +499,15 @@ int main(void)
     test_conv(2e-5f, getenv("DC_TEST_QUICK") == NULL);
     printf("  %-16s %s\n", "gemm, conv", dc_test_failures == before ? "ok" : "FAILED");
     /* TF32: 10 mantissa bits, so about 1e-3 relative to the largest value */
-    dc_backend_free(gpu_be);
+    dc_backend_free(pair_be[1]);
     opts.tf32 = 1;
-    if (dc_backend_create("cuda", &opts, &gpu_be) != DC_OK) {
-        fprintf(stderr, "test_gpu_edges: cannot create the TF32 backend: %s\n", dc_error_msg());
-        return 1;
-    }
+    verdict = gpu_open("test_gpu_edges", &opts, &pair_be[1]);
+    if (verdict >= 0)
+        return verdict;
     before = dc_test_failures;
     test_gemm(4e-3f);
     test_conv(4e-3f, 0);
     printf("  %-16s %s\n", "gemm, conv TF32", dc_test_failures == before ? "ok" : "FAILED");
-    dc_backend_free(gpu_be);
-    dc_backend_free(ref_be);
+    pair_close();
     return test_finish("test_gpu_edges");
 }

@@ -22,7 +22,7 @@
 #include "dc/backend.h"
 #include "dc/rng.h"
 #include "dc/spmat.h"
-#include "check.h"
+#include "gpu_pair.h"
 
 /* Weights of U(-0.1, 0.1) keep the sums of 1000 products near 1, where
  * float summation order (CPU sequential, GPU tree) stays well inside atol. */
@@ -30,8 +30,6 @@
 #define RTOL 1e-4f
 #define WMAX 0.1f
 
-static struct dc_backend *bes[2]; /* 0: CPU reference, 1: CUDA */
-static struct dc_rng rng;
 
 static const int fc_batches[] = {1, 3, 64};
 #define FC_MAX_N 64
@@ -39,16 +37,6 @@ static const int fc_batches[] = {1, 3, 64};
 /* Epilogue variants: none, both scale and shift, shift only (a plain bias). */
 enum epi { EPI_NONE, EPI_BOTH, EPI_SHIFT, EPI_COUNT };
 static const char *const epi_name[EPI_COUNT] = {"none", "scale+shift", "shift"};
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static float urand(float lo, float hi) { return lo + (hi - lo) * dc_rng_uniform(&rng); }
 
@@ -135,58 +123,17 @@ static struct dc_spmat_src mat_src(const struct host_mat *h, int quantized)
     return s;
 }
 
-/* ---- backend buffers, one per side with the same contents ---- */
-
-struct buf {
-    size_t n; /* floats */
-    float *p[2];
-};
-
-static struct buf buf_new(const float *host, size_t n)
-{
-    struct buf b = {n, {NULL, NULL}};
-    for (int s = 0; s < 2; s++) {
-        CHECK_OK(bes[s]->ops.alloc(bes[s], (void **)&b.p[s], n * sizeof(float)));
-        if (host && b.p[s])
-            CHECK_OK(bes[s]->ops.upload(bes[s], b.p[s], host, n * sizeof(float)));
-    }
-    return b;
-}
-
-static struct buf buf_rand(size_t n)
-{
-    float *h = xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        h[i] = urand(-1.0f, 1.0f);
-    struct buf b = buf_new(h, n);
-    free(h);
-    return b;
-}
-
-static struct buf buf_nan(size_t n)
-{
-    float *h = xmalloc(n * sizeof(float));
-    memset(h, 0xff, n * sizeof(float));
-    struct buf b = buf_new(h, n);
-    free(h);
-    return b;
-}
-
-static void buf_free(struct buf *b)
-{
-    for (int s = 0; s < 2; s++)
-        bes[s]->ops.release(bes[s], b->p[s]);
-}
+/* ---- backend buffers (gpu_pair.h) ---- */
 
 static void buf_compare(const char *what, const struct buf *b)
 {
     float *h[2];
     for (int s = 0; s < 2; s++) {
-        h[s] = xmalloc(b->n * sizeof(float));
-        memset(h[s], 0xff, b->n * sizeof(float));
-        CHECK_OK(bes[s]->ops.download(bes[s], h[s], b->p[s], b->n * sizeof(float)));
+        h[s] = xmalloc(b->bytes);
+        memset(h[s], 0xff, b->bytes);
+        CHECK_OK(BE(s)->ops.download(BE(s), h[s], b->p[s], b->bytes));
     }
-    check_close(what, h[0], h[1], b->n, ATOL, RTOL);
+    check_close(what, h[0], h[1], b->bytes / sizeof(float), ATOL, RTOL);
     free(h[0]);
     free(h[1]);
 }
@@ -199,16 +146,16 @@ static int spmat_pair(const struct host_mat *h, int quantized, enum dc_spmat_for
     struct dc_spmat_src src = mat_src(h, quantized);
     a[0] = a[1] = NULL;
     for (int s = 0; s < 2; s++) {
-        CHECK_OK(dc_spmat_create(bes[s], f, &src, max_n, &a[s]));
+        CHECK_OK(dc_spmat_create(BE(s), f, &src, max_n, &a[s]));
         if (!a[s])
             continue;
         if (e != EPI_NONE)
-            CHECK_OK(dc_spmat_set_epilogue(bes[s], a[s], e == EPI_BOTH ? h->scale : NULL, h->shift));
+            CHECK_OK(dc_spmat_set_epilogue(BE(s), a[s], e == EPI_BOTH ? h->scale : NULL, h->shift));
     }
     if (a[0] && a[1])
         return 1;
     for (int s = 0; s < 2; s++)
-        dc_spmat_free(bes[s], a[s]);
+        dc_spmat_free(BE(s), a[s]);
     return 0;
 }
 
@@ -227,9 +174,9 @@ static void fc_case(const struct host_mat *h)
                     continue;
                 for (size_t t = 0; t < sizeof fc_batches / sizeof fc_batches[0]; t++) {
                     const int n = fc_batches[t];
-                    struct buf x = buf_rand((size_t)n * h->cols), y = buf_nan((size_t)n * h->rows);
+                    struct buf x = buf_rand((size_t)n * h->cols, -1.0f, 1.0f), y = buf_nan((size_t)n * h->rows);
                     for (int s = 0; s < 2; s++)
-                        CHECK_OK(bes[s]->ops.spmat_fc(bes[s], a[s], n, x.p[s], y.p[s]));
+                        CHECK_OK(BE(s)->ops.spmat_fc(BE(s), a[s], n, F(x, s), F(y, s)));
                     char what[160];
                     snprintf(what, sizeof what, "spmat_fc %s %dx%d nnz %lld %s%s epilogue %s n %d", h->name,
                              h->rows, h->cols, (long long)h->nnz, dc_spmat_format_name((enum dc_spmat_format)f),
@@ -239,7 +186,7 @@ static void fc_case(const struct host_mat *h)
                     buf_free(&y);
                 }
                 for (int s = 0; s < 2; s++)
-                    dc_spmat_free(bes[s], a[s]);
+                    dc_spmat_free(BE(s), a[s]);
             }
 }
 
@@ -284,9 +231,9 @@ static void conv_case(const struct dc_conv_desc *d, const struct host_mat *h)
                 struct dc_spmat *a[2];
                 if (!spmat_pair(h, quantized, (enum dc_spmat_format)f, d->n, (enum epi)e, a))
                     continue;
-                struct buf x = buf_rand(nx), y = buf_nan(ny);
+                struct buf x = buf_rand(nx, -1.0f, 1.0f), y = buf_nan(ny);
                 for (int s = 0; s < 2; s++)
-                    CHECK_OK(bes[s]->ops.spmat_conv(bes[s], d, a[s], x.p[s], y.p[s]));
+                    CHECK_OK(BE(s)->ops.spmat_conv(BE(s), d, a[s], F(x, s), F(y, s)));
                 char what[200];
                 snprintf(what, sizeof what, "spmat_conv x[%d,%d,%d,%d] %dx%d stride %d pad %d -> %d filters, "
                          "%s nnz %lld %s%s epilogue %s", d->n, d->c, d->h, d->w, d->r, d->s, d->stride, d->pad,
@@ -296,7 +243,7 @@ static void conv_case(const struct dc_conv_desc *d, const struct host_mat *h)
                 buf_free(&x);
                 buf_free(&y);
                 for (int s = 0; s < 2; s++)
-                    dc_spmat_free(bes[s], a[s]);
+                    dc_spmat_free(BE(s), a[s]);
             }
 }
 
@@ -331,24 +278,16 @@ static void test_conv(void)
 int main(void)
 {
     struct dc_backend_opts opts = {0, 0, 0}; /* FP32: TF32 would miss the tolerances on purpose */
-    enum dc_status st = dc_backend_create("cuda", &opts, &bes[1]);
-    if (st == DC_ERR_UNSUPPORTED) {
-        return test_gpu_skip("test_gpu_spmat", dc_error_msg());
-    }
-    if (st != DC_OK || dc_backend_create("cpu", &opts, &bes[0]) != DC_OK) {
-        fprintf(stderr, "test_gpu_spmat: cannot create the backends: %s\n", dc_error_msg());
-        return 1;
-    }
-    const char *env = getenv("DC_TEST_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
-    dc_rng_seed(&rng, seed);
-    printf("test_gpu_spmat: %s vs %s, seed %llu (DC_TEST_SEED repeats a run)\n", bes[1]->description,
-           bes[0]->description, (unsigned long long)seed);
+    int verdict = pair_open("test_gpu_spmat", &opts);
+    if (verdict >= 0)
+        return verdict;
+    uint64_t seed = pair_seed((uint64_t)time(NULL));
+    printf("test_gpu_spmat: %s vs %s, seed %llu (DC_TEST_SEED repeats a run)\n", BE(1)->description,
+           BE(0)->description, (unsigned long long)seed);
     test_fc();
     test_conv();
     for (int s = 0; s < 2; s++)
-        CHECK_OK(bes[s]->ops.sync(bes[s]));
-    dc_backend_free(bes[1]);
-    dc_backend_free(bes[0]);
+        CHECK_OK(BE(s)->ops.sync(BE(s)));
+    pair_close();
     return test_finish("test_gpu_spmat");
 }
