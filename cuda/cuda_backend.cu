@@ -35,8 +35,12 @@ extern "C" enum dc_status dc_cuda_grow(void **buf, size_t *have, size_t bytes, c
     return DC_OK;
 }
 
+/* A reallocation bumps buffer_gen: graphs recorded before it are refused
+ * (see cuda_graph.cu), since they hold the old address. */
 extern "C" enum dc_status dc_cuda_workspace(struct dc_cuda_ctx *ctx, size_t bytes, void **out)
 {
+    if (bytes > ctx->workspace_bytes)
+        ctx->buffer_gen++;
     DC_TRY(dc_cuda_grow(&ctx->workspace, &ctx->workspace_bytes, bytes, "cuDNN workspace"));
     *out = ctx->workspace;
     return DC_OK;
@@ -44,6 +48,8 @@ extern "C" enum dc_status dc_cuda_workspace(struct dc_cuda_ctx *ctx, size_t byte
 
 extern "C" enum dc_status dc_cuda_scratch(struct dc_cuda_ctx *ctx, size_t bytes, void **out)
 {
+    if (bytes > ctx->scratch_bytes)
+        ctx->buffer_gen++;
     DC_TRY(dc_cuda_grow(&ctx->scratch, &ctx->scratch_bytes, bytes, "scratch"));
     *out = ctx->scratch;
     return DC_OK;
@@ -79,6 +85,8 @@ static enum dc_status cuda_upload(struct dc_backend *be, void *dst, const void *
 {
     if (bytes == 0)
         return DC_OK;
+    if (dc_cuda_ctx_of(be)->capturing) /* a graph would read the host address at every replay */
+        return DC_ERROR(DC_ERR_UNSUPPORTED, "upload while a graph is recorded; upload before graph_begin");
     /* From pageable memory this returns once the source is staged, so the
      * caller may reuse its buffer at once. */
     DC_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice,
@@ -174,6 +182,11 @@ static void cuda_set_ops(struct dc_backend_ops *o)
     o->spmat_fc = dc_cuda_spmat_fc;
     o->spmat_conv = dc_cuda_spmat_conv;
     o->moments = dc_cuda_moments;
+    o->sgd_multi = dc_cuda_sgd_multi;
+    o->graph_begin = dc_cuda_graph_begin;
+    o->graph_end = dc_cuda_graph_end;
+    o->graph_launch = dc_cuda_graph_launch;
+    o->graph_free = dc_cuda_graph_free;
 }
 
 /* Is there a GPU at all?  Failing here is the ordinary CPU-only case, so the
@@ -255,6 +268,12 @@ extern "C" void dc_cuda_backend_shutdown(struct dc_backend *be)
     struct dc_cuda_ctx *ctx = dc_cuda_ctx_of(be);
     if (!ctx)
         return;
+    if (ctx->stream && ctx->capturing) { /* a caller that never called graph_end */
+        cudaGraph_t g = NULL;
+        if (cudaStreamEndCapture(ctx->stream, &g) == cudaSuccess && g)
+            (void)cudaGraphDestroy(g);
+        (void)cudaGetLastError();
+    }
     if (ctx->stream)
         (void)cudaStreamSynchronize(ctx->stream);
     dc_cuda_conv_plans_free(ctx);

@@ -77,6 +77,11 @@ struct dc_cuda_ctx {
     int next_victim;
     struct dc_cuda_deferred *deferred; /* device record of a kernel-found argument error */
     unsigned int deferred_seq;         /* last launch id handed out; 0 = no such launch yet */
+    /* Graphs (cuda_graph.cu): buffer_gen counts reallocations of the
+     * workspace and scratch, so a graph recorded before one is refused. */
+    unsigned int buffer_gen;
+    unsigned int capture_gen;          /* buffer_gen at graph_begin */
+    int capturing;                     /* between graph_begin and graph_end */
 };
 
 static inline struct dc_cuda_ctx *dc_cuda_ctx_of(struct dc_backend *be)
@@ -251,6 +256,14 @@ enum dc_status dc_cuda_spmat_conv(struct dc_backend *be, const struct dc_conv_de
 
 /* cuda_reduce.cu */
 enum dc_status dc_cuda_moments(struct dc_backend *be, size_t n, const float *x, double *host_out);
+
+/* cuda_graph.cu */
+enum dc_status dc_cuda_sgd_multi(struct dc_backend *be, int count, const struct dc_sgd_tensor *list,
+                                 const float *lr, float momentum, float wd, int nesterov);
+enum dc_status dc_cuda_graph_begin(struct dc_backend *be);
+enum dc_status dc_cuda_graph_end(struct dc_backend *be, void **graph);
+enum dc_status dc_cuda_graph_launch(struct dc_backend *be, void *graph, int *ran);
+void dc_cuda_graph_free(struct dc_backend *be, void *graph);
 
 #ifdef __cplusplus
 }

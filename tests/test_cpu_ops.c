@@ -519,6 +519,45 @@ static void test_sgd(struct dc_backend *be)
     }
 }
 
+/* sgd_multi over tensors with and without mask and velocity (and an empty
+ * one) equals one sgd_update per tensor bit for bit; a NULL velocity means
+ * no momentum for that tensor. */
+static void test_sgd_multi(struct dc_backend *be)
+{
+    enum { T = 5 };
+    const size_t sizes[T] = {1001, 0, 17, 40000, 3};
+    const float lr = 0.05f, mom = 0.9f, wd = 5e-4f;
+    float *w[T], *w2[T], *g[T], *v[T], *v2[T], *mask[T];
+    struct dc_sgd_tensor list[T];
+    for (int t = 0; t < T; t++) {
+        size_t n = sizes[t];
+        w[t] = rnd_array(n), g[t] = rnd_array(n), v[t] = rnd_array(n), mask[t] = rnd_array(n);
+        w2[t] = malloc((n ? n : 1) * sizeof(float)), v2[t] = malloc((n ? n : 1) * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            mask[t][i] = mask[t][i] > 0.0f ? 1.0f : 0.0f;
+        memcpy(w2[t], w[t], n * sizeof(float));
+        memcpy(v2[t], v[t], n * sizeof(float));
+        list[t] = (struct dc_sgd_tensor){w[t], g[t], t == 2 ? NULL : v[t], t % 2 ? NULL : mask[t], n};
+    }
+    for (int step = 0; step < 4; step++) {
+        int nesterov = step & 1;
+        CHECK_OK(be->ops.sgd_multi(be, T, list, &lr, mom, wd, nesterov));
+        for (int t = 0; t < T; t++)
+            CHECK_OK(be->ops.sgd_update(be, sizes[t], w2[t], g[t], t == 2 ? NULL : v2[t], t % 2 ? NULL : mask[t],
+                                        lr, t == 2 ? 0.0f : mom, wd, nesterov));
+    }
+    for (int t = 0; t < T; t++) {
+        CHECK(memcmp(w[t], w2[t], sizes[t] * sizeof(float)) == 0);
+        CHECK(memcmp(v[t], v2[t], sizes[t] * sizeof(float)) == 0);
+        free(w[t]), free(w2[t]), free(g[t]), free(v[t]), free(v2[t]), free(mask[t]);
+    }
+    CHECK_OK(be->ops.sgd_multi(be, 0, NULL, &lr, mom, wd, 0));
+    CHECK(be->ops.sgd_multi(be, 1, NULL, &lr, mom, wd, 0) == DC_ERR_ARG);
+    dc_error_clear();
+    CHECK(be->ops.graph_begin(be) == DC_ERR_UNSUPPORTED); /* the CPU runs steps eagerly */
+    dc_error_clear();
+}
+
 /* ------------------------------------------------------------- k-means */
 
 static void test_kmeans_case(struct dc_backend *be, size_t n, int m, int iters, int use_mask, int grid)
@@ -676,6 +715,7 @@ int main(void)
     test_elementwise(be);
     test_loss(be);
     test_sgd(be);
+    test_sgd_multi(be);
     test_kmeans(be);
     test_batch(be);
     dc_backend_free(be);

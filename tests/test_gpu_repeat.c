@@ -21,24 +21,13 @@
 #include "dc/backend.h"
 #include "dc/rng.h"
 #include "dc/spmat.h"
-#include "check.h"
+#include "gpu_pair.h"
 
 static struct dc_backend *be; /* the backend under test */
-static struct dc_rng rng;
 static int vgg_batch = 128; /* DC_TEST_QUICK=1: 2, for a quick look */
 
 /* Past 4096 blocks x 256 threads: every grid-stride loop takes a second turn. */
 #define BIG ((size_t)4096 * 256 * 2 + 77)
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 /* Backend buffer with `bytes` from host (NULL: filled with 0xff, NaN as floats). */
 static void *dnew(const void *host, size_t bytes)
@@ -660,6 +649,12 @@ static void test_op(enum dc_op op)
     case DC_OP_SPMAT_CONV:
         test_spmat(op);
         break;
+    case DC_OP_SGD_MULTI:      /* equals per-tensor sgd_update bit for bit: test_gpu_parity.c */
+    case DC_OP_GRAPH_BEGIN:    /* graph against eager steps, bit for bit: test_gpu_train.c */
+    case DC_OP_GRAPH_END:
+    case DC_OP_GRAPH_LAUNCH:
+    case DC_OP_GRAPH_FREE:
+        break;
     case DC_OP_COUNT:
         break;
     }
@@ -711,13 +706,9 @@ int main(void)
         vgg_batch = 2;
     for (int tf32 = 0; tf32 < 2; tf32++) {
         struct dc_backend_opts opts = {0, tf32, 0};
-        enum dc_status st = dc_backend_create("cuda", &opts, &be);
-        if (st == DC_ERR_UNSUPPORTED)
-            return test_gpu_skip("test_gpu_repeat", dc_error_msg());
-        if (st != DC_OK) {
-            fprintf(stderr, "test_gpu_repeat: cannot create the CUDA backend: %s\n", dc_error_msg());
-            return 1;
-        }
+        int verdict = gpu_open("test_gpu_repeat", &opts, &be);
+        if (verdict >= 0)
+            return verdict;
         printf("test_gpu_repeat: %s\n", be->description);
         for (int op = 0; op < DC_OP_COUNT; op++) {
             int before = dc_test_failures;

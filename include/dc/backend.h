@@ -61,6 +61,17 @@ struct dc_batch_desc {
     float mean[3], std[3];
 };
 
+/* One tensor of a multi-tensor SGD update (sgd_multi).  The caller builds
+ * an array of these once per network, in backend memory, and passes it to
+ * every step: on CUDA the whole array is one launch. */
+struct dc_sgd_tensor {
+    float *w;           /* [n] weights */
+    const float *g;     /* [n] gradients */
+    float *v;           /* [n] velocity, NULL = keep none (the step is the gradient) */
+    const float *mask;  /* [n] pruning mask or NULL */
+    size_t n;
+};
+
 struct dc_backend;
 struct dc_spmat; /* dc/spmat.h */
 
@@ -197,6 +208,28 @@ struct dc_backend_ops {
     /* ---- reductions (result to host) ---- */
     /* host_out[0] = sum x, host_out[1] = sum x^2, host_out[2] = count of x != 0, in double */
     enum dc_status (*moments)(struct dc_backend *be, size_t n, const float *x, double *host_out);
+
+    /* ---- training step: multi-tensor update and graphs ---- */
+    /* sgd_update applied to each of list[0..count) (backend memory) with the
+     * same per-element arithmetic, so the results equal `count` sgd_update
+     * calls bit for bit; lr is read from backend memory [1] when the op runs,
+     * so a captured graph replays with each step's rate.  count <= 4096. */
+    enum dc_status (*sgd_multi)(struct dc_backend *be, int count, const struct dc_sgd_tensor *list,
+                                const float *lr, float momentum, float wd, int nesterov);
+    /* Record the ops that follow (until graph_end) into a graph instead of
+     * running them.  Nothing recorded may allocate, free or wait for the
+     * device: run the same ops once before (a warm-up) so lazily made state
+     * (convolution plans, workspaces) exists.  DC_ERR_UNSUPPORTED where the
+     * backend has no graphs (the CPU): run the ops eagerly then. */
+    enum dc_status (*graph_begin)(struct dc_backend *be);
+    /* Stop recording; *graph = a replayable graph (NULL on failure).  Call it
+     * after every successful graph_begin, even when a recorded op failed. */
+    enum dc_status (*graph_end)(struct dc_backend *be, void **graph);
+    /* Replay a graph on the backend's stream: *ran = 1.  *ran = 0 (and
+     * nothing runs) when a buffer the graph uses has been reallocated since
+     * it was recorded (a workspace grew): free it, warm up and record anew. */
+    enum dc_status (*graph_launch)(struct dc_backend *be, void *graph, int *ran);
+    void (*graph_free)(struct dc_backend *be, void *graph);
 };
 
 /* One enum value per table entry, in table order, for parity tests and names. */
@@ -214,6 +247,7 @@ enum dc_op {
     DC_OP_BATCH_IMAGES, DC_OP_BATCH_LABELS,
     DC_OP_SPMAT_PREPARE, DC_OP_SPMAT_RELEASE, DC_OP_SPMAT_FC, DC_OP_SPMAT_CONV,
     DC_OP_MOMENTS,
+    DC_OP_SGD_MULTI, DC_OP_GRAPH_BEGIN, DC_OP_GRAPH_END, DC_OP_GRAPH_LAUNCH, DC_OP_GRAPH_FREE,
     DC_OP_COUNT
 };
 const char *dc_op_name(enum dc_op op);

@@ -66,6 +66,8 @@ struct dc_config {
     uint64_t seed;
     int threads;                       /* CPU threads, 0 = all */
     int tf32;                          /* CUDA TF32 math */
+    char cuda_graph[8];                /* auto | on | off: replay each training step as a CUDA
+                                          graph (auto = on where the backend has graphs) */
     int checkpoint_every;              /* epochs between checkpoints, default 1 */
 
     /* [prune] (has_prune = section present) */

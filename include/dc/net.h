@@ -25,6 +25,7 @@ struct dc_net {
     struct dc_param *params[DC_NET_MAX_PARAMS];
     int32_t *labels;  /* backend memory [max_batch] */
     float *stats;     /* backend memory [2]: summed loss, correct count (see softmax_xent) */
+    struct dc_net_update *update; /* the optimiser's update lists and rate (net.c), made on first use */
 };
 
 enum dc_status dc_net_create(struct dc_backend *be, const struct dc_config *cfg, int in_c, int in_h,
@@ -41,6 +42,15 @@ enum dc_status dc_net_backward(struct dc_net *net, int n);
  * pruned parameters; quantized parameters update their codebook instead
  * (centroid gradient = sum of member gradients) and re-gather their weights. */
 enum dc_status dc_net_update(struct dc_net *net, float lr, float momentum, float wd, int nesterov);
+/* dc_net_update in two halves, so a recorded step (a CUDA graph) can replay
+ * the update with each step's rate: set_lr stores lr in backend memory (run
+ * it outside the recording), update_apply launches the update reading it.
+ * update_apply's first call, and the first after the parameter set changed
+ * (pruned, quantized), builds and uploads the update lists: run it once
+ * eagerly before recording.  release frees them (dc_net_free calls it). */
+enum dc_status dc_net_set_lr(struct dc_net *net, float lr);
+enum dc_status dc_net_update_apply(struct dc_net *net, float momentum, float wd, int nesterov);
+void dc_net_update_release(struct dc_net *net);
 
 /* Zero net->stats; read them back (host) as summed loss and correct count. */
 enum dc_status dc_net_stats_reset(struct dc_net *net);

@@ -28,6 +28,7 @@
 
 static const char *const dataset_words[] = {"mnist", "cifar10", NULL};
 static const char *const device_words[] = {"auto", "cpu", "cuda", NULL};
+static const char *const graph_words[] = {"auto", "on", "off", NULL};
 static const char *const schedule_words[] = {"const", "step", "cosine", "onecycle", NULL};
 static const char *const method_words[] = {"std", "sparsity", NULL};
 static const char *const init_words[] = {"linear", "density", "random", NULL};
@@ -57,6 +58,7 @@ static const struct cfg_key train_keys[] = {
     {.name = "seed", .kind = CFG_U64, .off = G(seed), .dflt = "1"},
     KINT("threads", G(threads), "0", 0, ANY_INT),
     KBOOL("tf32", G(tf32), "0"),
+    KSTR("cuda_graph", G(cuda_graph), sizeof(((struct dc_config *)0)->cuda_graph), "auto", graph_words),
     KINT("checkpoint_every", G(checkpoint_every), "1", 1, ANY_INT),
 };
 

@@ -27,6 +27,7 @@ static const char *const dc_op_names[DC_OP_COUNT] = {
     "batch_images", "batch_labels",
     "spmat_prepare", "spmat_release", "spmat_fc", "spmat_conv",
     "moments",
+    "sgd_multi", "graph_begin", "graph_end", "graph_launch", "graph_free",
 };
 
 const char *dc_op_name(enum dc_op op)

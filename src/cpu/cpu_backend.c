@@ -118,6 +118,11 @@ static void dc_cpu_fill_table(struct dc_backend_ops *o)
     o->spmat_fc = dc_cpu_spmat_fc;
     o->spmat_conv = dc_cpu_spmat_conv;
     o->moments = dc_cpu_moments;
+    o->sgd_multi = dc_cpu_sgd_multi;
+    o->graph_begin = dc_cpu_graph_begin;
+    o->graph_end = dc_cpu_graph_end;
+    o->graph_launch = dc_cpu_graph_launch;
+    o->graph_free = dc_cpu_graph_free;
 }
 
 enum dc_status dc_cpu_backend_init(struct dc_backend *be)

@@ -150,4 +150,12 @@ enum dc_status dc_cpu_batch_labels(struct dc_backend *be, int n, const uint8_t *
 /* ---- reductions (cpu_reduce.c) ---- */
 enum dc_status dc_cpu_moments(struct dc_backend *be, size_t n, const float *x, double *host_out);
 
+/* ---- training step (cpu_step.c) ---- */
+enum dc_status dc_cpu_sgd_multi(struct dc_backend *be, int count, const struct dc_sgd_tensor *list,
+                                const float *lr, float momentum, float wd, int nesterov);
+enum dc_status dc_cpu_graph_begin(struct dc_backend *be);
+enum dc_status dc_cpu_graph_end(struct dc_backend *be, void **graph);
+enum dc_status dc_cpu_graph_launch(struct dc_backend *be, void *graph, int *ran);
+void dc_cpu_graph_free(struct dc_backend *be, void *graph);
+
 #endif

@@ -196,6 +196,7 @@ void dc_net_free(struct dc_net *net)
     if (!net)
         return;
     struct dc_backend *be = net->be;
+    dc_net_update_release(net);
     for (int i = 0; i < net->nlayers; i++)
         dc_layer_free(be, net->layers[i]);
     for (int i = 0; i <= DC_NET_MAX_LAYERS; i++) {

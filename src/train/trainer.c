@@ -1,6 +1,20 @@
 /* trainer.c: SGD epochs over data resident on the backend, and evaluation.
  * Shuffle order, augmentation and dropout are functions of (seed, stage,
- * epoch, step) alone, so a run resumed from a checkpoint replays exactly. */
+ * epoch, step) alone, so a run resumed from a checkpoint replays exactly.
+ *
+ * A step is: build the batch (its seed and index offset change every step,
+ * so it stays eager), store the rate in backend memory, then forward, loss,
+ * backward and update, a launch sequence that is the same every step.  With
+ * `[train] cuda_graph` on (auto: where the backend has graphs) that sequence
+ * runs eagerly once per batch size (the warm-up: convolution plans,
+ * workspaces and the update lists are made then), is recorded as a graph on
+ * the next step and replayed from then on: one graph for full batches, one
+ * for the last, partial batch.  Same kernels in the same order with the same
+ * arguments, so the results are those of eager steps bit for bit.  Any
+ * failure to record or instantiate prints one notice and the phase continues
+ * eagerly.  Dropout draws its mask from a seed passed by value at launch, so
+ * a network with a dropout layer runs eagerly.  On the CPU (no graphs) every
+ * step is eager, exactly as before graphs existed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +101,140 @@ static enum dc_status dc_shuffle_epoch(struct dc_device_data *dd, int32_t *host_
     return dd->be->ops.upload(dd->be, dd->perm, host_perm, sizeof(int32_t) * (size_t)dd->train_count);
 }
 
+/* Graphs of the step for the phase: one per batch size (full, last partial). */
+struct dc_step_graph {
+    int n;      /* batch size; 0 = slot unused */
+    int warm;   /* an eager step of this size has run since the last recording */
+    void *exec; /* the backend's graph, NULL until recorded */
+};
+struct dc_graphs {
+    int on;     /* still recording and replaying; 0 after a failure */
+    struct dc_step_graph slot[2];
+};
+
+static int dc_net_has_dropout(const struct dc_net *net)
+{
+    for (int i = 0; i < net->nlayers; i++)
+        if (net->layers[i]->type == DC_LAYER_DROPOUT)
+            return 1;
+    return 0;
+}
+
+/* `[train] cuda_graph`: off; on (a notice when it cannot be); auto (on where
+ * the backend has graphs, quietly off where it has none). */
+static void dc_graphs_init(struct dc_graphs *gs, const struct dc_net *net, const struct dc_config *cfg)
+{
+    memset(gs, 0, sizeof *gs);
+    int asked = strcmp(cfg->cuda_graph, "on") == 0;
+    if (strcmp(cfg->cuda_graph, "off") == 0 || (!asked && net->be->kind != DC_DEVICE_CUDA))
+        return;
+    if (dc_net_has_dropout(net)) {
+        if (asked)
+            dc_warn("cuda_graph = on: this network has a dropout layer, whose per-step seed a graph would "
+                    "freeze; running steps eagerly");
+        return;
+    }
+    gs->on = 1;
+}
+
+static void dc_graphs_free(struct dc_backend *be, struct dc_graphs *gs)
+{
+    for (int i = 0; i < 2; i++) {
+        if (gs->slot[i].exec)
+            be->ops.graph_free(be, gs->slot[i].exec);
+        gs->slot[i] = (struct dc_step_graph){0, 0, NULL};
+    }
+}
+
+/* The graph slot for batch size n: the one that has it, else a free one. */
+static struct dc_step_graph *dc_graphs_slot(struct dc_graphs *gs, int n)
+{
+    for (int i = 0; i < 2; i++)
+        if (gs->slot[i].n == n)
+            return &gs->slot[i];
+    for (int i = 0; i < 2; i++)
+        if (gs->slot[i].n == 0) {
+            gs->slot[i].n = n;
+            return &gs->slot[i];
+        }
+    return NULL; /* a third size: cannot happen in an epoch; run it eagerly */
+}
+
+/* The part of a step that is the same launch sequence every step. */
+static enum dc_status dc_step_ops(struct dc_net *net, const struct dc_config *cfg, int n, const struct dc_pass *pass)
+{
+    DC_TRY(dc_net_forward(net, n, pass));
+    DC_TRY(dc_net_loss(net, n));
+    DC_TRY(dc_net_backward(net, n));
+    return dc_net_update_apply(net, cfg->momentum, cfg->weight_decay, cfg->nesterov);
+}
+
+/* Record the step into sg and run it; DC_ERR_UNSUPPORTED (message set) when
+ * recording, instantiating or the first replay failed: nothing has run then. */
+static enum dc_status dc_step_record(struct dc_net *net, const struct dc_config *cfg, int n,
+                                     const struct dc_pass *pass, struct dc_step_graph *sg)
+{
+    struct dc_backend *be = net->be;
+    char cause[256] = "";
+    DC_TRY(be->ops.graph_begin(be));
+    enum dc_status s_ops = dc_step_ops(net, cfg, n, pass);
+    if (s_ops != DC_OK)
+        snprintf(cause, sizeof cause, "%s", dc_error_msg()); /* graph_end may overwrite it */
+    void *exec = NULL;
+    enum dc_status s = be->ops.graph_end(be, &exec);
+    if (s_ops != DC_OK) {
+        if (exec)
+            be->ops.graph_free(be, exec);
+        return DC_ERROR(DC_ERR_UNSUPPORTED, "an op failed while the step was recorded: %s", cause);
+    }
+    DC_TRY(s);
+    int ran = 0;
+    s = be->ops.graph_launch(be, exec, &ran);
+    if (s != DC_OK || !ran) {
+        be->ops.graph_free(be, exec);
+        return s != DC_OK ? s : DC_ERROR(DC_ERR_UNSUPPORTED, "the step's graph went stale as it was recorded");
+    }
+    sg->exec = exec;
+    return DC_OK;
+}
+
+/* Forward, loss, backward and update of one step (the batch is loaded and the
+ * rate stored): replayed, recorded or eager as described at the top. */
+static enum dc_status dc_train_step(struct dc_net *net, const struct dc_config *cfg, struct dc_graphs *gs, int n,
+                                    const struct dc_pass *pass)
+{
+    struct dc_backend *be = net->be;
+    struct dc_step_graph *sg = gs->on ? dc_graphs_slot(gs, n) : NULL;
+    if (!sg)
+        return dc_step_ops(net, cfg, n, pass);
+    if (sg->exec) {
+        int ran = 0;
+        DC_TRY(be->ops.graph_launch(be, sg->exec, &ran));
+        if (ran)
+            return DC_OK;
+        be->ops.graph_free(be, sg->exec); /* a workspace grew since (an evaluation): warm up, record anew */
+        sg->exec = NULL;
+        sg->warm = 0;
+    }
+    if (!sg->warm) {
+        sg->warm = 1;
+        return dc_step_ops(net, cfg, n, pass);
+    }
+    if (dc_step_record(net, cfg, n, pass, sg) == DC_OK)
+        return DC_OK;
+    static int notice_given; /* one notice per process, not one per phase */
+    if (!notice_given)
+        dc_warn("cuda_graph: %s; training steps run eagerly (set [train] cuda_graph = off to skip the attempt)",
+                dc_error_msg());
+    notice_given = 1;
+    dc_error_clear();
+    dc_graphs_free(be, gs);
+    gs->on = 0;
+    return dc_step_ops(net, cfg, n, pass);
+}
+
 static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *dd, const struct dc_config *cfg,
-                                     const struct dc_phase *ph, int epoch, uint64_t eseed,
+                                     const struct dc_phase *ph, int epoch, uint64_t eseed, struct dc_graphs *gs,
                                      struct dc_epoch_report *rep)
 {
     int steps = (dd->train_count + cfg->batch - 1) / cfg->batch;
@@ -107,10 +253,8 @@ static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *
         rep->lr = lr;
         DC_TRY(dc_load_batch(net, dd, dd->train_images, dd->train_labels, dd->perm + off, n, cfg->augment,
                              sseed * 3 + 1));
-        DC_TRY(dc_net_forward(net, n, &pass));
-        DC_TRY(dc_net_loss(net, n));
-        DC_TRY(dc_net_backward(net, n));
-        DC_TRY(dc_net_update(net, lr, cfg->momentum, cfg->weight_decay, cfg->nesterov));
+        DC_TRY(dc_net_set_lr(net, lr));
+        DC_TRY(dc_train_step(net, cfg, gs, n, &pass));
         seen += n;
         /* reading the stats synchronises a GPU: only every 50 steps, for the bar */
         if (step % 50 == 49 || step == steps - 1) {
@@ -135,6 +279,8 @@ enum dc_status dc_train_phase(struct dc_net *net, struct dc_device_data *dd, con
     if (!host_perm)
         return DC_ERROR(DC_ERR_NOMEM, "out of memory for the shuffle order");
     enum dc_status s = DC_OK;
+    struct dc_graphs gs;
+    dc_graphs_init(&gs, net, cfg);
     for (int epoch = start_epoch; s == DC_OK && epoch < ph->epochs; epoch++) {
         double t0 = dc_time_now();
         uint64_t eseed = dc_str_hash(ph->stage) ^ (cfg->seed * 0x9E3779B97F4A7C15ull) ^
@@ -143,7 +289,7 @@ enum dc_status dc_train_phase(struct dc_net *net, struct dc_device_data *dd, con
         struct dc_eval ev;
         s = dc_shuffle_epoch(dd, host_perm, eseed);
         if (s == DC_OK)
-            s = dc_train_epoch(net, dd, cfg, ph, epoch, eseed, &rep);
+            s = dc_train_epoch(net, dd, cfg, ph, epoch, eseed, &gs, &rep);
         rep.train_seconds = dc_time_now() - t0;
         if (s == DC_OK)
             s = dc_evaluate(net, dd, &ev);
@@ -160,6 +306,7 @@ enum dc_status dc_train_phase(struct dc_net *net, struct dc_device_data *dd, con
         if (fn)
             s = fn(user, &rep);
     }
+    dc_graphs_free(net->be, &gs);
     free(host_perm);
     return s;
 }
