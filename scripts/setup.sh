@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=""
-for p in cmake gcc make zlib1g-dev libopenblas-openmp-dev python3-pil xz-utils; do
+for p in cmake gcc make zlib1g-dev libopenblas-openmp-dev libzip-dev libcjson-dev python3-pil xz-utils; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then

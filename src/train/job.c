@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dc/interop.h"
 #include "dc/log.h"
 #include "job_internal.h"
 
@@ -182,7 +183,10 @@ enum dc_status dc_job_run(const struct dc_job_opts *opts)
         }
     } else if (s == DC_OK && opts->init) {
         struct dc_run_state st;
-        s = dc_checkpoint_load(opts->init, job->net, &st);
+        if (dc_interop_format_of(opts->init) != DC_INTEROP_NONE) /* .npz or .safetensors */
+            s = dc_interop_load(opts->init, job->net);
+        else
+            s = dc_checkpoint_load(opts->init, job->net, &st);
         if (s == DC_OK)
             dc_info("initial weights from %s", opts->init);
     }
