@@ -255,6 +255,50 @@ static void test_gzip_damaged(int sparse)
     free_idx(&s);
 }
 
+/* Fuzz finding: the gzip trailer's size was trusted as the first buffer size
+ * (a 300-byte file asked for 3.4 GB), and inflating had no bound.  Now the
+ * trailer counts only when the compressed size can justify it, and a file
+ * that inflates beyond 256 MiB (a bomb: 1 MiB gzip members of zeros) fails
+ * with a message instead of taking memory. */
+static void test_gzip_huge(void)
+{
+    struct idx_set s;
+    make_idx(&s, 2);
+    char dir[1024], p[2048];
+    fresh_dir("gzip_huge", dir, sizeof dir);
+    snprintf(p, sizeof p, "%s/t.gz", dir);
+    write_gz(p, s.img, s.img_n);
+    uint8_t gz[4096], *out = NULL;
+    size_t out_n;
+    FILE *f = fopen(p, "rb");
+    size_t gz_n = fread(gz, 1, sizeof gz, f);
+    fclose(f);
+    CHECK(gz_n > 18 && gz_n < sizeof gz);
+    put_be32(gz + gz_n - 4, 0xf0ffffffu); /* trailer: 4 GB - 16 (little-endian) */
+    write_bytes(p, gz, gz_n);
+    expect_fail("gzip trailer claims 4 GB", dc_read_file_maybe_gz(p, &out, &out_n), DC_ERR_FORMAT, "t.gz:", "gzip");
+
+    const size_t mib = (size_t)1 << 20;
+    uint8_t *zeros = calloc(mib, 1), *member = malloc(mib);
+    uLongf member_n = mib;
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    CHECK(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) == Z_OK);
+    zs.next_in = zeros, zs.avail_in = (uInt)mib, zs.next_out = member, zs.avail_out = (uInt)member_n;
+    CHECK(deflate(&zs, Z_FINISH) == Z_STREAM_END);
+    member_n = zs.total_out;
+    deflateEnd(&zs);
+    f = fopen(p, "wb");
+    for (int i = 0; i < 257; i++)
+        CHECK(fwrite(member, 1, member_n, f) == member_n);
+    fclose(f);
+    expect_fail("gzip bomb of 257 MiB", dc_read_file_maybe_gz(p, &out, &out_n), DC_ERR_FORMAT, "t.gz:",
+                "inflates to more than 256 MiB");
+    free(zeros);
+    free(member);
+    free_idx(&s);
+}
+
 /* A CIFAR-10 batch of 10000 random records (labels < 10). */
 static uint8_t *make_cifar_batch(void)
 {
@@ -389,6 +433,7 @@ int main(void)
     test_mnist_damaged();
     test_gzip_damaged(0);
     test_gzip_damaged(1);
+    test_gzip_huge();
     test_cifar_files();
     int had_mnist = test_real_mnist();
     test_real_cifar();

@@ -383,6 +383,49 @@ static void test_doc_example(void)
     }
 }
 
+/* Fuzz finding: a coded section of 43 bytes (no weight kept) could claim a
+ * tensor of 2^31 - 1 values, and the reader allocated its dense arrays
+ * (8 GB of values, the same again for the mask and for positions).  Now the
+ * tensors of one file may hold 2^26 values in all; an empty pruned tensor
+ * below that still reads. */
+static void test_huge_coded(void)
+{
+    for (int big = 0; big < 2; big++) {
+        uint32_t rows = big ? 16384 : 1000, cols = big ? 8192 : 3;
+        uint8_t sec[51] = {43, 0, 0, 0, 9, 'f', '1', '.', 'w', 'e', 'i', 'g', 'h', 't', 1, 2};
+        size_t k = 16;
+        uint32_t dims[4] = {rows, cols, 1, 1};
+        memcpy(sec + k, dims, 16), k += 16;
+        k += 4;                  /* kept 0 */
+        sec[k++] = 0;            /* bits: float32 values */
+        sec[k++] = 1;            /* index bits */
+        k += 4;                  /* position entries 0 */
+        sec[k++] = 0;            /* fixed-width coding */
+        k += 4;                  /* 0 data bytes */
+        CHECK(k == 47);
+        uint32_t crc = dc_crc32(0, sec, k);
+        memcpy(sec + k, &crc, 4);
+        const char text[] = "[fc]\nname=f1\noutputs=16384\n";
+        uint32_t fields[9] = {1, 0, 0, 1, 28, 28, 10, 1, (uint32_t)strlen(text)};
+        uint8_t buf[200];
+        size_t n = 0;
+        memcpy(buf, DC_MODELFILE_MAGIC, 8), n = 8;
+        memcpy(buf + n, fields, sizeof fields), n += sizeof fields;
+        memcpy(buf + n, text, strlen(text)), n += strlen(text);
+        crc = dc_crc32(0, buf, n);
+        memcpy(buf + n, &crc, 4), n += 4;
+        memcpy(buf + n, sec, sizeof sec), n += sizeof sec;
+        if (big) {
+            expect_error(buf, n, "section 1 (f1.weight) field shape:", "more than 67108864 values in all");
+        } else {
+            struct dc_modelfile mf;
+            CHECK_OK(dc_modelfile_parse(buf, n, "empty.dcm", &mf));
+            CHECK(mf.nparams == 1 && mf.params[0].mask && mf.params[0].mask[2999] == 0.0f);
+            dc_modelfile_free(&mf);
+        }
+    }
+}
+
 /* Header field at byte `off` set to v, or the description's first `from`
  * replaced by `to` (same length); the header CRC recomputed, so only the
  * reader's own checks stand between such an edit and a huge allocation. */
@@ -459,6 +502,7 @@ int main(void)
         test_encoder_checks(be, net, cfg);
         test_dense16(be, net, cfg); /* last: it rounds the network */
         test_doc_example();
+        test_huge_coded();
         dc_net_free(net);
     }
     dc_config_free(cfg);

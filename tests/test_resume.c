@@ -225,6 +225,71 @@ static void check_damaged(struct fixture *fx, struct dc_net *net)
     free(buf);
 }
 
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Fuzz finding: the cluster indices and the codebook size of a quantized
+ * parameter were not checked, so a damaged checkpoint made the first
+ * fine-tuning step read past the codebook.  Both are refused now, naming the
+ * parameter.  fx->ckpt holds a quantized net's checkpoint here. */
+static void check_bad_quant(struct fixture *fx, struct dc_net *net)
+{
+    size_t n = 0, off = 32; /* magic, version, stage, epoch, seed, count */
+    uint8_t *buf = read_all(fx->ckpt, &n);
+    size_t assign_at = 0, m_at = 0;
+    while (buf && off + 4 <= n && !assign_at) {
+        uint32_t len = get_u32(buf + off), flags, m;
+        char name[64] = "";
+        if (len >= sizeof name || off + 4 + len + 16 > n)
+            break;
+        memcpy(name, buf + off + 4, len);
+        off += 4 + len;
+        uint64_t count;
+        memcpy(&count, buf + off, 8);
+        flags = get_u32(buf + off + 8), m = get_u32(buf + off + 12);
+        size_t here = off + 12;
+        off += 16 + count * 4 * (1 + !!(flags & 1) + !!(flags & 2));
+        if ((flags & 4) && strcmp(name, "fc1.weight") == 0)
+            assign_at = off, m_at = here;
+        if (flags & 4)
+            off += count + 8 * (size_t)m;
+    }
+    CHECK(assign_at > 0 && assign_at < n);
+    if (!assign_at || assign_at >= n) {
+        free(buf);
+        return;
+    }
+    char path[1024];
+    test_tmp_path("resume_badquant.bin", path, sizeof path);
+    for (int k = 0; k < 2; k++) {
+        uint8_t saved_a = buf[assign_at], saved_m = buf[m_at];
+        if (k == 0)
+            buf[assign_at] = 200; /* the codebook has 16 entries */
+        else
+            buf[m_at] = 0;        /* quantized with an empty codebook */
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(buf, 1, n, f) == n);
+        if (f)
+            fclose(f);
+        buf[assign_at] = saved_a, buf[m_at] = saved_m;
+        struct dc_run_state st;
+        enum dc_status s = dc_checkpoint_load(path, net, &st);
+        const char *want = k == 0 ? "cluster index 200 at 0" : "codebook size 0";
+        if (s != DC_ERR_FORMAT || !strstr(dc_error_msg(), "fc1.weight") || !strstr(dc_error_msg(), want)) {
+            fprintf(stderr, "damaged quantized checkpoint (%s): %s: %s\n", want, dc_status_str(s), dc_error_msg());
+            dc_test_failures++;
+        } else {
+            printf("  refused: %s\n", dc_error_msg());
+        }
+    }
+    remove(path);
+    free(buf);
+}
+
 static int fixture_init(struct fixture *fx)
 {
     char dir[512], ini[1024], set_dir[600];
@@ -291,6 +356,7 @@ int main(void)
         check_other_config(&fx, other_ini, "resume_other.ini", "fc1.weight");
         check_other_config(&fx, short_ini, "resume_short.ini", "another config");
         check_damaged(&fx, a);
+        check_bad_quant(&fx, a);
         dc_net_free(a);
     }
     remove(fx.ckpt);

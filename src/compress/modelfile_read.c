@@ -21,7 +21,13 @@ struct rd {
     int sec;          /* section number (1-based), 0 = header */
     char name[48];    /* parameter of the section, "?" until known */
     int sparse;       /* keep coded sections as kept-weight lists (dc_modelfile_read_sparse) */
+    uint64_t values;  /* tensor values of the sections read so far (the dense size they decode to) */
 };
+
+/* A coded section decodes to its whole tensor, so a few bytes can ask for
+ * gigabytes; the networks this format describes (MNIST and CIFAR-10 input)
+ * have far fewer values than this in all (VGG-19 on CIFAR-10: 20 million). */
+#define DC_MODELFILE_MAX_VALUES (1ull << 26)
 
 /* "header" or "section 3 (fc1.weight)" */
 static void rd_where(const struct rd *r, char *buf, size_t len)
@@ -200,6 +206,11 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
         if (count > 0x7FFFFFFF)
             return rd_fail(r, dim_names[i], "shape holds more than 2^31 - 1 values");
     }
+    if (count > DC_MODELFILE_MAX_VALUES - r->values)
+        return rd_fail(r, "shape", "%llu values bring the file's tensors to more than %llu values in all, beyond "
+                       "any network for MNIST or CIFAR-10 input; a damaged file", (unsigned long long)count,
+                       (unsigned long long)DC_MODELFILE_MAX_VALUES);
+    r->values += count;
     mp->n = (int)dims[0], mp->c = (int)dims[1], mp->h = (int)dims[2], mp->w = (int)dims[3];
     mp->kind = ss->kind = (int)kind;
     mp->trainable = ss->trainable = flags & 1;
@@ -311,7 +322,7 @@ static enum dc_status parse_coded(struct rd *r, struct dc_modelfile_param *mp, s
         DC_TRY(rd_f32s(r, (size_t)mp->m, "codebook", mp->codebook));
         ss->codebook_bytes = 4ull * (uint64_t)mp->m;
     }
-    uint64_t npos = r->sparse ? ss->kept : ss->count;
+    uint64_t npos = ss->kept; /* kept = count when there is no position stream */
     uint32_t *pos = malloc(sizeof *pos * (npos ? npos : 1));
     if (!pos)
         return DC_ERROR(DC_ERR_NOMEM, "%s: no memory for %llu positions", mp->name, (unsigned long long)npos);
@@ -352,8 +363,9 @@ static enum dc_status parse_section(struct rd *r, struct dc_modelfile_param *mp,
     if (stored != computed)
         return DC_ERROR(DC_ERR_FORMAT, "%s: section %d (%s): CRC mismatch (stored 0x%08x, computed 0x%08x)",
                         r->origin, r->sec, r->name, stored, computed);
-    struct rd b = {body, blen, r->origin, r->sec, "?", r->sparse};
+    struct rd b = {body, blen, r->origin, r->sec, "?", r->sparse, r->values};
     DC_TRY(parse_section_head(&b, mp, ss));
+    r->values = b.values;
     if (mp->kind != DC_SECTION_CODED) {
         int half = mp->kind == DC_SECTION_DENSE16;
         DC_TRY(half ? rd_f16s(&b, (size_t)ss->count, "values", mp->values)
@@ -437,7 +449,7 @@ static enum dc_status dc_modelfile_parse_as(const uint8_t *buf, size_t size, con
                                             struct dc_modelfile *out)
 {
     memset(out, 0, sizeof *out);
-    struct rd r = {buf, size, origin, 0, "?", sparse};
+    struct rd r = {buf, size, origin, 0, "?", sparse, 0};
     enum dc_status st = parse_header(&r, out);
     for (int i = 0; st == DC_OK && i < out->nparams; i++) {
         r.sec = i + 1;

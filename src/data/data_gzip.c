@@ -41,17 +41,26 @@ static enum dc_status read_raw(const char *path, uint8_t **data, size_t *size)
     return DC_OK;
 }
 
+/* Largest inflated file we accept: the biggest real one (MNIST training
+ * images) is 47 MB, so more is a damaged file or a decompression bomb. */
+#define DC_GZIP_MAX_BYTES ((size_t)1 << 28)
+/* deflate's best case is about 1032:1; a trailer claiming more is damage */
+#define DC_GZIP_MAX_RATIO 1032
+
 /* The gzip trailer stores the uncompressed size mod 2^32: a good first guess
- * for the output buffer, so one inflate pass rarely needs to grow it. */
+ * for the output buffer, so one inflate pass rarely needs to grow it.  It is
+ * trusted only as far as the compressed size can justify. */
 static size_t initial_capacity(const uint8_t *in, size_t n)
 {
     size_t guess = 4 * n;
     if (n >= 18) {
         const uint8_t *t = in + n - 4;
         size_t isize = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
-        if (isize >= n / 2)
+        if (isize >= n / 2 && isize / DC_GZIP_MAX_RATIO <= n)
             guess = isize;
     }
+    if (guess > DC_GZIP_MAX_BYTES)
+        guess = DC_GZIP_MAX_BYTES;
     return guess < 65536 ? 65536 : guess;
 }
 
@@ -72,14 +81,19 @@ static enum dc_status inflate_all(const char *path, const uint8_t *in, size_t n,
     size_t in_left = n;
     while (st == DC_OK) {
         if (len == cap) {
-            uint8_t *grown = realloc(out, cap * 2);
+            if (cap >= DC_GZIP_MAX_BYTES) {
+                st = DC_ERROR(DC_ERR_FORMAT, "%s: inflates to more than %zu MiB, more than any data file "
+                              "this reader takes; damaged or not a data file", path, DC_GZIP_MAX_BYTES >> 20);
+                break;
+            }
+            size_t want = cap * 2 > DC_GZIP_MAX_BYTES ? DC_GZIP_MAX_BYTES : cap * 2;
+            uint8_t *grown = realloc(out, want);
             if (!grown) {
-                st = DC_ERROR(DC_ERR_NOMEM, "%s: cannot grow the inflate buffer to %zu bytes", path,
-                              cap * 2);
+                st = DC_ERROR(DC_ERR_NOMEM, "%s: cannot grow the inflate buffer to %zu bytes", path, want);
                 break;
             }
             out = grown;
-            cap *= 2;
+            cap = want;
         }
         /* zlib counts in uInt; feed and drain in chunks it can hold. */
         uInt in_chunk = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;

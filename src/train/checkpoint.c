@@ -120,6 +120,27 @@ static enum dc_status dc_ckpt_get_dev(struct dc_ckpt_reader *r, struct dc_backen
     return s;
 }
 
+/* Cluster indices, each checked against the codebook size before the
+ * backend sees them (a damaged index would read past the codebook). */
+static enum dc_status dc_ckpt_get_assign(struct dc_ckpt_reader *r, struct dc_backend *be, struct dc_param *p,
+                                         size_t count, uint32_t m)
+{
+    if (!p->assign)
+        DC_TRY(be->ops.alloc(be, (void **)&p->assign, count ? count : 1));
+    uint8_t *host = malloc(count ? count : 1);
+    if (!host)
+        return DC_ERROR(DC_ERR_NOMEM, "%s: out of memory reading the checkpoint", r->path);
+    enum dc_status s = dc_ckpt_get(r, host, count, "cluster indices");
+    for (size_t i = 0; s == DC_OK && i < count; i++)
+        if (host[i] >= m)
+            s = DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s: cluster index %u at %zu is beyond the %u-entry codebook "
+                         "(damaged checkpoint; re-run without --resume)", r->path, p->name, host[i], i, m);
+    if (s == DC_OK)
+        s = be->ops.upload(be, p->assign, host, count);
+    free(host);
+    return s;
+}
+
 static enum dc_status dc_ckpt_read_param(struct dc_ckpt_reader *r, struct dc_backend *be, struct dc_param *p)
 {
     uint32_t len, flags, m;
@@ -137,9 +158,16 @@ static enum dc_status dc_ckpt_read_param(struct dc_ckpt_reader *r, struct dc_bac
     DC_TRY(dc_ckpt_get(r, &count, 8, "count"));
     DC_TRY(dc_ckpt_get(r, &flags, 4, "flags"));
     DC_TRY(dc_ckpt_get(r, &m, 4, "codebook size"));
-    if (count != dc_param_count(p) || m > 256 || ((flags & DC_CKPT_V) != 0) != (p->trainable != 0))
-        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s has %llu values but the network has %zu (checkpoint of another config?)",
-                        r->path, p->name, (unsigned long long)count, dc_param_count(p));
+    if (count != dc_param_count(p) || ((flags & DC_CKPT_V) != 0) != (p->trainable != 0))
+        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s has %llu values%s but the network has %zu%s (checkpoint of another config?)",
+                        r->path, p->name, (unsigned long long)count, flags & DC_CKPT_V ? " with momentum" : "",
+                        dc_param_count(p), p->trainable ? " with momentum" : "");
+    if (flags & ~(uint32_t)(DC_CKPT_V | DC_CKPT_MASK | DC_CKPT_QUANT))
+        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s: flags 0x%x has unknown bits (damaged checkpoint; re-run without --resume)",
+                        r->path, p->name, flags);
+    if ((flags & DC_CKPT_QUANT) ? (m < 1 || m > 256) : m != 0)
+        return DC_ERROR(DC_ERR_FORMAT, "%s: parameter %s: codebook size %u (1..256 when quantized, else 0; damaged checkpoint; "
+                        "re-run without --resume)", r->path, p->name, m);
     DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->w.data, count * 4, "values"));
     if (flags & DC_CKPT_V)
         DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->v.data, count * 4, "momentum"));
@@ -149,7 +177,7 @@ static enum dc_status dc_ckpt_read_param(struct dc_ckpt_reader *r, struct dc_bac
         if (p->codebook && p->m != (int)m)
             dc_quantize_release(be, p);
         p->m = (int)m;
-        DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->assign, count, "cluster indices"));
+        DC_TRY(dc_ckpt_get_assign(r, be, p, count, m));
         DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->codebook, m * 4, "codebook"));
         DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->vcode, m * 4, "codebook momentum"));
         if (!p->dcode)
