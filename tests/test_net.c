@@ -4,6 +4,7 @@
  * layer and its line, a few SGD steps lowering the loss on a fixed batch, and
  * pruned weights staying exactly zero through updates.  When the source tree
  * is at hand, the shipped configs under configs/ are built too. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -150,6 +151,28 @@ static void tn_expect_error(struct dc_backend *be, const char *text, int c, int 
     dc_net_free(net);
     dc_config_free(cfg);
     free(cfg);
+}
+
+/* A description that would need more memory than the limit is refused before
+ * any of it is allocated, with the estimate in the message (a crafted model
+ * file found by the fuzzer asked for 33,554,432 filters). */
+static void test_memory_budget(struct dc_backend *be)
+{
+    tn_expect_error(be, "[conv]\nfilters = 33554432\nsize = 1\n[fc]\noutputs = 10\n", 1, 28, 28, "conv1",
+                    "MiB limit");
+    tn_expect_error(be, "[fc]\noutputs = 2000000000\n[fc]\noutputs = 10\n", 1, 28, 28, "fc1", "MiB limit");
+    /* LeNet-300-100 at batch 4 needs about 3.3 MiB: refused under 2 MiB, built under 64 */
+    setenv("DC_MEMORY_LIMIT_MB", "2", 1);
+    tn_expect_error(be, lenet300, 1, 28, 28, "fc1", "the 2 MiB limit");
+    setenv("DC_MEMORY_LIMIT_MB", "64", 1);
+    struct dc_config *cfg = calloc(1, sizeof *cfg);
+    struct dc_net *net = NULL;
+    CHECK_OK(dc_config_parse_net(lenet300, "lenet300", cfg));
+    CHECK_OK(dc_net_create(be, cfg, 1, 28, 28, 10, 4, 1, &net));
+    dc_net_free(net);
+    dc_config_free(cfg);
+    free(cfg);
+    unsetenv("DC_MEMORY_LIMIT_MB");
 }
 
 static void test_shape_errors(struct dc_backend *be)
@@ -368,6 +391,7 @@ int main(void)
     test_lenets(be);
     test_vgg_fire(be);
     test_shape_errors(be);
+    test_memory_budget(be);
     tn_expect_learning(be, lenet300, "lenet300", 1, 28, 28, 0.05f);
     tn_expect_learning(be, lenet5, "lenet5", 1, 28, 28, 0.05f);
     tn_expect_learning(be, vgg_like, "vgg", 3, 8, 8, 0.05f);

@@ -266,11 +266,6 @@ static inline dc_v8 dc_v8_load(const float *p)
     return v;
 }
 
-static inline void dc_v8_store(float *p, dc_v8 v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
 /* o[0..64) = epilogue(row r of A times columns b[.., 0..64) of B) */
 static void dc_row_tile64(const struct dc_spmat *a, int r, int ncols, const float *b, float *o)
 {

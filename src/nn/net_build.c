@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "dc/net.h"
-#include "layer_internal.h"
+#include "net_internal.h"
 
 /* Running shape and state while the layers are appended. */
 struct dc_net_builder {
@@ -17,6 +17,7 @@ struct dc_net_builder {
     int cfg_index;
     int c, h, w;
     struct dc_rng rng;
+    struct dc_net_budget budget;
 };
 
 /* Prefix the current error message with the config file and line of the
@@ -89,6 +90,7 @@ static enum dc_status dc_net_add_section(struct dc_net_builder *b, const struct 
     int mb = b->net->max_batch, c = b->c, h = b->h, w = b->w;
     const char *nm = lc->name;
     struct dc_layer *l = NULL;
+    DC_TRY(dc_net_budget_add(&b->budget, lc, c, h, w, mb));
     switch (lc->type) {
     case DC_LAYER_CONV:
         DC_TRY(dc_layer_conv_create(be, nm, c, h, w, lc->filters, lc->size, lc->stride, lc->pad,
@@ -181,6 +183,7 @@ enum dc_status dc_net_create(struct dc_backend *be, const struct dc_config *cfg,
     net->classes = classes;
     net->max_batch = max_batch;
     struct dc_net_builder b = {.net = net, .cfg = cfg, .c = in_c, .h = in_h, .w = in_w};
+    b.budget.limit = dc_net_memory_limit();
     dc_rng_seed(&b.rng, seed);
     enum dc_status s = dc_net_build(&b);
     if (s != DC_OK) {

@@ -8,6 +8,7 @@
  * A file that dc_modelfile_parse accepts is also loaded with
  * dc_modelfile_load and dc_infer_load on the CPU backend (from an in-memory
  * file) and one image of zeros is run through the compressed network. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@ static struct dc_backend *be;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
+    /* the network builder refuses descriptions that need more (below -malloc_limit_mb) */
+    setenv("DC_MEMORY_LIMIT_MB", "512", 0);
     struct dc_backend_opts opts = {.threads = 1};
     if (dc_backend_create("cpu", &opts, &be) != DC_OK)
         abort();
