@@ -133,6 +133,17 @@ if [ -s run1/checkpoint.bin ]; then
         one_line resume_other_net "checkpoint\.bin: .*fc1"
     run 1 init_other_net "$B/dctrain" good.ini --set fc1.outputs=40 --init run1/checkpoint.bin --out run2 "${Q[@]}" &&
         one_line init_other_net "checkpoint\.bin: .*fc1"
+    # a run that diverges (retraining at lr 1e6 after a good training epoch) stops with
+    # one line naming stage, epoch and step, exit 1; the checkpoint of the training
+    # epoch is intact and resumes to the end with a sane learning rate
+    { sed -n '1,/^threads/p' good.ini
+      printf '\n[prune]\nmethod = sparsity\nsparsity_fc = 0.5\nrounds = 1\nretrain_epochs = 1\nretrain_lr = 1e6\n\n'
+      sed -n '/^\[fc\]/,$p' good.ini; } >diverge.ini
+    run 1 diverged "$B/dctrain" diverge.ini --out run_div "${Q[@]}" &&
+        one_line diverged "stage prune-1, epoch 1, by step [0-9]+ of [0-9]+: the training loss is (NaN|infinite)"
+    run 0 diverged_resumed "$B/dctrain" diverge.ini --set prune.retrain_lr=0.01 --resume run_div/checkpoint.bin \
+        --out run_div "${Q[@]}"
+    grep -q '"stage": "prune-1"' run_div/summary.json 2>/dev/null || fail "diverged_resumed: no prune-1 record"
     # a finished run resumed: nothing left to do, and no crash
     run 0 resume_finished "$B/dctrain" good.ini --resume run1/checkpoint.bin --out run1 "${Q[@]}"
 fi

@@ -15,6 +15,7 @@
  * eagerly.  Dropout draws its mask from a seed passed by value at launch, so
  * a network with a dropout layer runs eagerly.  On the CPU (no graphs) every
  * step is eager, exactly as before graphs existed. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,13 @@ static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *
         /* reading the stats synchronises a GPU: only every 50 steps, for the bar */
         if (step % 50 == 49 || step == steps - 1) {
             DC_TRY(dc_net_stats_read(net, &loss, &correct));
+            if (!isfinite(loss)) {
+                dc_progress_end(&prog, "diverged");
+                return DC_ERROR(DC_ERR_DIVERGED, "stage %s, epoch %d, by step %d of %d: the training loss is %s "
+                                "(lr %.4g); checkpoints of finished epochs are intact: resume from the last one "
+                                "with a smaller learning rate", ph->stage, epoch + 1, step + 1, steps,
+                                isnan(loss) ? "NaN" : "infinite", lr);
+            }
             snprintf(extra, sizeof extra, "loss %.4f acc %.2f%% lr %.4g", loss / seen, 100 * correct / seen, lr);
             dc_progress_update(&prog, (size_t)step + 1, extra);
         }
