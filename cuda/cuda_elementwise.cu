@@ -118,18 +118,7 @@ static __global__ void k_sgd_update(size_t n, float *w, const float *g, float *v
 {
     DC_CUDA_FOR(i, n)
     {
-        float wi = w[i];
-        float gi = __fadd_rn(g[i], __fmul_rn(wd, wi));
-        if (mask)
-            gi = __fmul_rn(gi, mask[i]);
-        float step = gi;
-        if (v) {
-            float vi = __fadd_rn(__fmul_rn(momentum, v[i]), gi);
-            v[i] = vi;
-            step = nesterov ? __fadd_rn(gi, __fmul_rn(momentum, vi)) : vi;
-        }
-        wi = __fsub_rn(wi, __fmul_rn(lr, step));
-        w[i] = mask ? __fmul_rn(wi, mask[i]) : wi;
+        dc_sgd_element(i, w, g, v, mask, lr, momentum, wd, nesterov);
     }
 }
 

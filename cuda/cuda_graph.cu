@@ -56,20 +56,8 @@ static __global__ void k_sgd_multi(int count, const struct dc_sgd_tensor *list, 
         const size_t n = list[t].n;
         const size_t start = (size_t)(c - first_chunk[t]) * DC_SGD_CHUNK;
         const size_t end = start + DC_SGD_CHUNK < n ? start + DC_SGD_CHUNK : n;
-        for (size_t i = start + threadIdx.x; i < end; i += blockDim.x) {
-            float wi = w[i];
-            float gi = __fadd_rn(g[i], __fmul_rn(wd, wi));
-            if (mask)
-                gi = __fmul_rn(gi, mask[i]);
-            float step = gi;
-            if (v) {
-                float vi = __fadd_rn(__fmul_rn(momentum, v[i]), gi);
-                v[i] = vi;
-                step = nesterov ? __fadd_rn(gi, __fmul_rn(momentum, vi)) : vi;
-            }
-            wi = __fsub_rn(wi, __fmul_rn(lr, step));
-            w[i] = mask ? __fmul_rn(wi, mask[i]) : wi;
-        }
+        for (size_t i = start + threadIdx.x; i < end; i += blockDim.x)
+            dc_sgd_element(i, w, g, v, mask, lr, momentum, wd, nesterov);
     }
 }
 

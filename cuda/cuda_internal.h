@@ -111,6 +111,27 @@ static inline unsigned dc_cuda_blocks(size_t n)
 static inline size_t dc_cuda_align(size_t bytes) { return (bytes + 255) & ~(size_t)255; }
 
 #ifdef __CUDACC__
+/* One element of PyTorch's SGD (w, v updated in place): the CPU reference's
+ * operation order without fused multiply-adds.  sgd_update and sgd_multi
+ * share it so they stay bit-identical. */
+static __device__ __forceinline__ void dc_sgd_element(size_t i, float *w, const float *g, float *v,
+                                                      const float *mask, float lr, float momentum, float wd,
+                                                      int nesterov)
+{
+    float wi = w[i];
+    float gi = __fadd_rn(g[i], __fmul_rn(wd, wi));
+    if (mask)
+        gi = __fmul_rn(gi, mask[i]);
+    float step = gi;
+    if (v) {
+        float vi = __fadd_rn(__fmul_rn(momentum, v[i]), gi);
+        v[i] = vi;
+        step = nesterov ? __fadd_rn(gi, __fmul_rn(momentum, vi)) : vi;
+    }
+    wi = __fsub_rn(wi, __fmul_rn(lr, step));
+    w[i] = mask ? __fmul_rn(wi, mask[i]) : wi;
+}
+
 /* Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread
  * must call it; the total is returned to every thread. */
 static __device__ inline double dc_block_sum(double v)

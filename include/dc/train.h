@@ -30,6 +30,9 @@ struct dc_eval {
     int count;
 };
 enum dc_status dc_evaluate(struct dc_net *net, struct dc_device_data *dd, struct dc_eval *out);
+/* Fill net->act[0] and net->labels with test images off..off+n-1, normalised
+ * as the evaluation does (no augmentation). */
+enum dc_status dc_load_test_batch(struct dc_net *net, const struct dc_device_data *dd, int off, int n);
 /* Arg-max predictions for the whole test set into host pred[test_count]. */
 enum dc_status dc_predict(struct dc_net *net, struct dc_device_data *dd, int32_t *pred);
 

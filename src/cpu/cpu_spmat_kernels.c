@@ -14,7 +14,6 @@
  * columns, whose accumulators stay in eight vector registers.
  *
  * Legend: M rows, K columns of A; B [K, ncols] and out [M, ncols] row-major. */
-#include <string.h>
 
 #include "cpu/cpu_internal.h"
 
@@ -256,15 +255,12 @@ void dc_cpu_spmv_rows(const struct dc_spmat *a, int r0, int r1, const float *x, 
     } while (0)
 
 /* Eight floats as one value the compiler keeps in a register (GCC/Clang
- * vector extension: plain C arithmetic, the widest vectors the target has). */
+ * vector extension: plain C arithmetic, the widest vectors the target has).
+ * Loaded through a 4-byte-aligned, aliasing view rather than returned from a
+ * function, so targets without 32-byte vectors (no AVX) build too. */
 typedef float dc_v8 __attribute__((vector_size(32)));
-
-static inline dc_v8 dc_v8_load(const float *p)
-{
-    dc_v8 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+typedef float dc_v8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define dc_v8_load(p) (*(const dc_v8u *)(const void *)(p))
 
 /* o[0..64) = epilogue(row r of A times columns b[.., 0..64) of B) */
 static void dc_row_tile64(const struct dc_spmat *a, int r, int ncols, const float *b, float *o)

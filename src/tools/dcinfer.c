@@ -135,14 +135,14 @@ static int dcinfer_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median batch latency and per-layer times over `repeats` batches of real test images. */
+/* Median batch latency and per-layer times over `repeats` runs of the first n test images. */
 static enum dc_status dcinfer_time(struct dc_infer *inf, const struct dcinfer_args *a, struct dc_device_data *dd,
                                    struct dcinfer_result *res)
 {
     struct dc_net *net = inf->net;
     struct dc_backend *be = net->be;
     int n = a->batch, L = net->nlayers, reps = a->repeats;
-    (void)dd; /* act[0] holds real test images from the evaluation (every row of it, max_batch >= n) */
+    DC_TRY(dc_load_test_batch(net, dd, 0, n < dd->test_count ? n : dd->test_count));
     double *all = malloc(sizeof(double) * (size_t)reps * (L + 1));
     if (!all)
         return DC_ERROR(DC_ERR_NOMEM, "no memory for %d timings", reps);
@@ -190,25 +190,22 @@ static enum dc_status dcinfer_verify(struct dc_net *net, const char *path, struc
     int k = net->classes, mb = net->max_batch;
     float *lr = malloc(sizeof(float) * (size_t)mb * k), *lg = malloc(sizeof(float) * (size_t)mb * k);
     enum dc_status st = lr && lg ? DC_OK : DC_ERROR(DC_ERR_NOMEM, "no memory to compare logits");
-    struct dc_batch_desc bd = {.c = dd->c, .h = dd->h, .w = dd->w};
-    memcpy(bd.mean, dd->mean, sizeof bd.mean);
-    memcpy(bd.std, dd->std, sizeof bd.std);
     struct dc_pass pass = {0, 0};
     *differ = 0, *max_rel = 0.0;
     for (int off = 0; st == DC_OK && off < dd->test_count; off += mb) {
-        bd.n = dd->test_count - off < mb ? dd->test_count - off : mb;
-        st = be->ops.batch_images(be, &bd, dd->test_images, dd->test_idx + off, ref->act[0].data);
+        int n = dd->test_count - off < mb ? dd->test_count - off : mb;
+        st = dc_load_test_batch(ref, dd, off, n);
         if (st == DC_OK)
-            st = be->ops.copy(be, net->act[0].data, ref->act[0].data, sizeof(float) * bd.n * dd->c * dd->h * dd->w);
+            st = dc_load_test_batch(net, dd, off, n);
         if (st == DC_OK)
-            st = dc_net_forward(ref, bd.n, &pass);
+            st = dc_net_forward(ref, n, &pass);
         if (st == DC_OK)
-            st = dc_net_forward(net, bd.n, &pass);
+            st = dc_net_forward(net, n, &pass);
         if (st == DC_OK)
-            st = be->ops.download(be, lr, dc_net_output(ref)->data, sizeof(float) * bd.n * k);
+            st = be->ops.download(be, lr, dc_net_output(ref)->data, sizeof(float) * n * k);
         if (st == DC_OK)
-            st = be->ops.download(be, lg, dc_net_output(net)->data, sizeof(float) * bd.n * k);
-        for (int i = 0; st == DC_OK && i < bd.n; i++) {
+            st = be->ops.download(be, lg, dc_net_output(net)->data, sizeof(float) * n * k);
+        for (int i = 0; st == DC_OK && i < n; i++) {
             const float *r = lr + (size_t)i * k, *g = lg + (size_t)i * k;
             int ar = 0, ag = 0;
             float scale = 0.0f;

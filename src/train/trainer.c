@@ -46,6 +46,11 @@ static enum dc_status dc_load_batch(struct dc_net *net, const struct dc_device_d
     return be->ops.batch_labels(be, n, labels, idx, net->labels);
 }
 
+enum dc_status dc_load_test_batch(struct dc_net *net, const struct dc_device_data *dd, int off, int n)
+{
+    return dc_load_batch(net, dd, dd->test_images, dd->test_labels, dd->test_idx + off, n, 0, 0);
+}
+
 /* Inference over the test set; pred (host, may be NULL) receives arg-maxes. */
 static enum dc_status dc_run_test(struct dc_net *net, struct dc_device_data *dd, struct dc_eval *ev, int32_t *pred)
 {
@@ -57,7 +62,7 @@ static enum dc_status dc_run_test(struct dc_net *net, struct dc_device_data *dd,
     enum dc_status s = dc_net_stats_reset(net);
     for (int off = 0; s == DC_OK && off < dd->test_count; off += net->max_batch) {
         int n = dd->test_count - off < net->max_batch ? dd->test_count - off : net->max_batch;
-        s = dc_load_batch(net, dd, dd->test_images, dd->test_labels, dd->test_idx + off, n, 0, 0);
+        s = dc_load_test_batch(net, dd, off, n);
         if (s == DC_OK)
             s = dc_net_forward(net, n, &pass);
         if (s == DC_OK)
