@@ -140,6 +140,14 @@ enum dc_status dc_infer_pick(struct dc_backend *be, const struct dc_spmat_src *s
     return st;
 }
 
+/* Free a tensor's buffer but keep its shape (parameter counts read it). */
+static void dc_infer_drop_data(struct dc_backend *be, struct dc_tensor *t)
+{
+    struct dc_tensor shape = *t;
+    dc_tensor_free(be, t);
+    *t = shape, t->data = NULL;
+}
+
 /* Give weight p of section mp its compressed form; fold what follows it. */
 static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_modelfile *mf, const char *path,
                                       const struct dc_infer_opts *o, const struct dc_modelfile_param *mp,
@@ -166,10 +174,7 @@ static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_mode
     w->format = a->format;
     w->bytes = dc_spmat_bytes(a);
     w->folded_bn = *bn_layer >= 0;
-    /* the dense buffer is not needed any more; keep the shape for the counts */
-    struct dc_tensor shape = p->w;
-    dc_tensor_free(be, &p->w);
-    p->w = shape, p->w.data = NULL;
+    dc_infer_drop_data(be, &p->w); /* the dense buffer is not needed any more */
     return DC_OK;
 }
 
@@ -187,23 +192,20 @@ static enum dc_status dc_infer_fill(struct dc_infer *inf, const struct dc_modelf
                                     const struct dc_infer_opts *o)
 {
     struct dc_net *net = inf->net;
-    for (int i = 0; i < mf->nparams; i++) {
-        struct dc_param *p;
-        DC_TRY(dc_modelfile_match(mf, net, path, i, &p));
-        if (!p->prunable)
-            DC_TRY(dc_infer_plain(net->be, &mf->params[i], p, path, i + 1));
-    }
     int drop[DC_NET_MAX_PARAMS], ndrop = 0;
     enum dc_status st = DC_OK;
     for (int i = 0; st == DC_OK && i < mf->nparams; i++) {
-        struct dc_param *p = dc_net_find_param(net, mf->params[i].name);
-        if (!p->prunable)
-            continue;
+        struct dc_param *p;
         int bn = -1;
-        st = dc_infer_weight(inf, mf, path, o, &mf->params[i], p, &bn);
-        inf->w[inf->nweights - 1].file_bytes = mf->stats.s[i].total_bytes;
-        if (bn >= 0)
-            drop[ndrop++] = bn;
+        st = dc_modelfile_match(mf, net, path, i, &p);
+        if (st == DC_OK && !p->prunable) {
+            st = dc_infer_plain(net->be, &mf->params[i], p, path, i + 1);
+        } else if (st == DC_OK) {
+            st = dc_infer_weight(inf, mf, path, o, &mf->params[i], p, &bn);
+            inf->w[inf->nweights - 1].file_bytes = mf->stats.s[i].total_bytes;
+            if (bn >= 0)
+                drop[ndrop++] = bn;
+        }
     }
     DC_TRY(st);
     for (int k = ndrop - 1; k >= 0; k--) /* owners come in layer order: drop from the back */
@@ -231,11 +233,8 @@ static void dc_infer_trim(struct dc_infer *inf)
         snprintf(bias, sizeof bias, "%.*s.bias", (int)(strrchr(inf->w[i].name, '.') - inf->w[i].name),
                  inf->w[i].name);
         struct dc_param *b = dc_net_find_param(net, bias);
-        if (b && b->w.data) {
-            struct dc_tensor shape = b->w;
-            dc_tensor_free(net->be, &b->w);
-            b->w = shape, b->w.data = NULL;
-        }
+        if (b)
+            dc_infer_drop_data(net->be, &b->w);
     }
     for (int i = 0; i < net->nparams; i++)
         if (net->params[i]->w.data)
