@@ -18,6 +18,16 @@
  *             is a filler: prev += 255 and no weight (its code is 0).  No row
  *             ends with a filler.  2 bytes per entry, fillers are rare above
  *             about 1% density (mean gap < 100).
+ *   codebook, sliced (slices > 0; the CPU backend's layout after prepare):
+ *             rows sorted by entry count, longest first, and dealt out in
+ *             slices of 8; lane l of slice s is row perm[8s+l] (-1: no row).
+ *             rowptr [slices+1] counts groups of 8 entries: group k of slice
+ *             s (rowptr[s] <= k < rowptr[s+1]) holds entry k - rowptr[s] of
+ *             each lane at gaps[8k+l], codes[8k+l], same meaning as above;
+ *             lanes shorter than the slice end in fillers, which may step
+ *             past the last column (their weight is zero: read x[min(c, K-1)]).
+ *             A batch-1 product then moves 8 rows through vector lanes at
+ *             once, with no running sum across lanes.
  *
  * Epilogue, every format: out[r] = acc[r] * scale[r] + shift[r], each of
  * scale and shift optional (NULL: 1 and 0).  shift carries the layer's bias
@@ -51,6 +61,8 @@ struct dc_spmat {
     uint8_t *codes;          /* codebook: [E] */
     float *codebook;         /* codebook: [256], entries m..255 zero */
     int m;                   /* codebook entries in use (1..256) */
+    int slices;              /* codebook, sliced: ceil(M/8); 0 for the row layout */
+    int32_t *perm;           /* codebook, sliced: [8*slices] row of each lane, -1 for none */
     float *scale;            /* [M] or NULL */
     float *shift;            /* [M] or NULL */
     int max_n;               /* most right-hand columns (batch) a product may use */

@@ -108,7 +108,12 @@ enum dc_status dc_cpu_spmat_conv(struct dc_backend *be, const struct dc_conv_des
  *   spmv: y[r] = epilogue(sum_c A[r,c] x[c]) for r in [r0,r1)   (x [K], y [M])
  *   spmm: out[r, 0..ncols) = epilogue(A[r,:] B) with B [K, ncols] and out [M, ncols] row-major */
 void dc_cpu_spmv_rows(const struct dc_spmat *a, int r0, int r1, const float *x, float *y);
-void dc_cpu_spmm_rows(const struct dc_spmat *a, int r0, int r1, int ncols, const float *b, float *out);
+void dc_cpu_spmv_slices(const struct dc_spmat *a, int s0, int s1, const float *x, float *y);
+void dc_cpu_spmm_rows(const struct dc_spmat *a, int q0, int q1, int ncols, const float *b, float *out);
+/* The codebook form in slices of 8 rows (spmat.h), in place; and slices
+ * [s0, s1) for part t of nt, balanced by entries. */
+enum dc_status dc_cpu_spmat_slice(struct dc_backend *be, struct dc_spmat *a);
+void dc_cpu_spmat_slice_range(const struct dc_spmat *a, int t, int nt, int *s0, int *s1);
 
 /* ---- pooling (cpu_pool.c) ---- */
 enum dc_status dc_cpu_pool_fwd(struct dc_backend *be, const struct dc_pool_desc *d, const float *x,

@@ -14,9 +14,8 @@
 
 enum dc_status dc_cpu_spmat_prepare(struct dc_backend *be, struct dc_spmat *a)
 {
-    (void)be;
-    a->impl = NULL; /* the CPU kernels read the arrays as they are */
-    return DC_OK;
+    a->impl = NULL; /* the CPU kernels read the arrays; the codebook form in slices of 8 rows */
+    return a->format == DC_FORMAT_CODEBOOK && a->slices == 0 ? dc_cpu_spmat_slice(be, a) : DC_OK;
 }
 
 void dc_cpu_spmat_release(struct dc_backend *be, struct dc_spmat *a)
@@ -25,16 +24,26 @@ void dc_cpu_spmat_release(struct dc_backend *be, struct dc_spmat *a)
     a->impl = NULL;
 }
 
-/* Rows of A split into one contiguous range per thread; small products stay on one. */
+/* Rows of A split into one contiguous range per thread, [r0, r1) (or the
+ * slices of the codebook form, [s0, s1), balanced by entries, with row slots
+ * r0 = 8 s0, r1 = 8 s1); small products stay on one thread. */
 #define DC_SPMAT_RANGES(be, a, work, body)                                               \
     do {                                                                                 \
+        int units_ = (a)->slices > 0 ? (a)->slices : (a)->rows;                          \
         int nt_ = dc_cpu_ctx(be)->threads;                                               \
-        if ((work) < (1 << 15) || nt_ > (a)->rows)                                       \
-            nt_ = (work) < (1 << 15) ? 1 : (a)->rows;                                    \
+        if ((work) < (1 << 15) || nt_ > units_)                                          \
+            nt_ = (work) < (1 << 15) ? 1 : units_;                                       \
         DC_OMP_FOR(nt_, nt_ > 1)                                                         \
         for (int t_ = 0; t_ < nt_; t_++) {                                               \
-            int r0 = (int)((int64_t)(a)->rows * t_ / nt_);                               \
-            int r1 = (int)((int64_t)(a)->rows * (t_ + 1) / nt_);                         \
+            int s0 = 0, s1 = 0, r0, r1;                                                  \
+            if ((a)->slices > 0) {                                                       \
+                dc_cpu_spmat_slice_range((a), t_, nt_, &s0, &s1);                        \
+                r0 = 8 * s0, r1 = 8 * s1;                                                \
+            } else {                                                                     \
+                r0 = (int)((int64_t)(a)->rows * t_ / nt_);                               \
+                r1 = (int)((int64_t)(a)->rows * (t_ + 1) / nt_);                         \
+            }                                                                            \
+            (void)s0, (void)s1, (void)r0, (void)r1;                                      \
             body;                                                                        \
         }                                                                                \
     } while (0)
@@ -88,7 +97,10 @@ enum dc_status dc_cpu_spmat_fc(struct dc_backend *be, const struct dc_spmat *a, 
         return dc_cpu_spmat_dense_fc(be, a, n, x, y);
     int64_t work = a->entries * n + a->rows;
     if (n == 1) {
-        DC_SPMAT_RANGES(be, a, work, dc_cpu_spmv_rows(a, r0, r1, x, y));
+        if (a->slices > 0)
+            DC_SPMAT_RANGES(be, a, work, dc_cpu_spmv_slices(a, s0, s1, x, y));
+        else
+            DC_SPMAT_RANGES(be, a, work, dc_cpu_spmv_rows(a, r0, r1, x, y));
         return DC_OK;
     }
     float *xt, *yt;

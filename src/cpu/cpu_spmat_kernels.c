@@ -1,14 +1,15 @@
 /* cpu_spmat_kernels.c: the inner loops of compressed inference on the CPU,
- * over a range of rows so the caller decides the threading.  Built for the
- * host's own vector width (-march=native, see CMakeLists.txt): the loops are
- * written for the compiler to vectorise, with no intrinsics.
+ * over a range of rows (or slices) so the caller decides the threading.
+ * Built for the host's own vector width (-march=native, see CMakeLists.txt):
+ * portable loops written for the compiler to vectorise, and AVX2 paths for
+ * batch 1 where the compiler cannot (gathers, the codebook decode).
  *
- * Batch 1 (SpMV) is bound by the bytes of the weight form: 8 per weight in
- * csr, 2 in the codebook form, whose codebook stays in L1.  Four
- * accumulators hide the add latency (C11 does not let the compiler
- * reassociate a single sum).  The codebook row walk treats a filler as a
- * zero weight at an in-bounds column (a filler is always followed by a real
- * weight in its row), so it needs no branch.
+ * Batch 1 (SpMV) reads each weight once: 8 bytes in csr, 2 in the codebook
+ * form, whose codebook stays in L1 (or in registers up to 32 entries).
+ * Several accumulators hide the add latency (C11 does not let the compiler
+ * reassociate a single sum).  The codebook form runs in the CPU's sliced
+ * layout, 8 rows in the 8 lanes (cpu_spmat_slice.c); a filler is a zero
+ * weight at a clamped, in-bounds column, so it needs no branch.
  *
  * Batch N (SpMM): each weight is decoded once per tile of 64 right-hand
  * columns, whose accumulators stay in eight vector registers.
@@ -76,22 +77,10 @@ static float dc_csr_row_dot(const struct dc_spmat *a, int r, const float *x)
     return s;
 }
 
-/* Inclusive prefix sum of eight int32 lanes. */
-static inline __m256i dc_prefix8(__m256i s)
-{
-    s = _mm256_add_epi32(s, _mm256_slli_si256(s, 4));
-    s = _mm256_add_epi32(s, _mm256_slli_si256(s, 8));
-    __m256i carry = _mm256_shuffle_epi32(s, 0xFF);       /* lane 3 of each half */
-    carry = _mm256_permute2x128_si256(carry, carry, 0x08); /* low half's into the high half, zero below */
-    return _mm256_add_epi32(s, carry);
-}
-
-/* codebook[code] for eight codes: up to 32 entries live in four registers
- * (a permute each, then blends on code bits 3 and 4), more are gathered. */
 /* codebook[code] for eight codes: up to 32 entries live in nreg (1, 2 or 4)
  * registers (a permute each, then blends on code bits 3 and 4); with nreg 0
  * they are gathered.  nreg is a constant at every call, so each variant of
- * the row loop below compiles without these branches. */
+ * the slice loop below compiles without these branches. */
 static inline __attribute__((always_inline)) __m256 dc_cb_lookup(int nreg, const __m256 *q, const float *cb,
                                                                  __m256i code)
 {
@@ -108,63 +97,54 @@ static inline __attribute__((always_inline)) __m256 dc_cb_lookup(int nreg, const
     return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(code, 27)));
 }
 
-static inline __attribute__((always_inline)) float dc_cb_row_dot_n(const struct dc_spmat *a, int r, const float *x,
-                                                                   int nreg)
+/* acc[l] = row perm[8s+l] of A times x, the 8 rows of slice s in the 8
+ * lanes.  Chunks of up to 64 groups: first the clamped columns and the
+ * weights go to buffers, then x is read with scalar loads as in csr:
+ * vgatherdps, and loads right after the stores they read, both cost more on
+ * the AMD cores we measured. */
+static inline __attribute__((always_inline)) __m256 dc_cb_slice_dot_n(const struct dc_spmat *a, int s,
+                                                                     const float *x, int nreg)
 {
-    int64_t j = a->rowptr[r], end = a->rowptr[r + 1];
     const float *cb = a->codebook;
     __m256 q[4];
     for (int i = 0; i < nreg; i++)
         q[i] = _mm256_loadu_ps(cb + 8 * i); /* the codebook array holds 256 entries */
     const __m256i one = _mm256_set1_epi32(1), filler = _mm256_set1_epi32(DC_SPMAT_FILLER);
-    const __m256i last = _mm256_set1_epi32(7);
-    __m256i base = _mm256_set1_epi32(-1);
+    const __m256i kmax = _mm256_set1_epi32(a->cols - 1);
+    __m256i col = _mm256_set1_epi32(-1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    /* Chunks of up to 256 entries: first the columns (a running sum of the
-     * gaps, eight at a time in registers, the base carried by one add) and
-     * weights go to a buffer, then x is read with scalar loads as in csr:
-     * vgatherdps and loads right after the stores they read both cost more
-     * on the AMD cores we measured. */
-    int32_t cols[256];
-    float ws[256];
-    while (j + 8 <= end) {
-        int n8 = (int)((end - j) / 8 < 32 ? (end - j) / 8 : 32);
-        for (int i = 0; i < n8; i++) {
-            __m256i g = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->gaps + j + 8 * i)));
-            __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a->codes + j + 8 * i)));
-            __m256i isf = _mm256_cmpeq_epi32(g, filler); /* -1 on fillers: weight 0, column in bounds */
-            __m256i pre = dc_prefix8(_mm256_add_epi32(_mm256_add_epi32(g, one), isf));
-            _mm256_storeu_si256((__m256i *)(cols + 8 * i), _mm256_add_epi32(base, pre));
-            base = _mm256_add_epi32(base, _mm256_permutevar8x32_epi32(pre, last));
-            _mm256_storeu_ps(ws + 8 * i, _mm256_andnot_ps(_mm256_castsi256_ps(isf), dc_cb_lookup(nreg, q, cb, code)));
+    int32_t cols[8 * 64];
+    __m256 ws[64];
+    for (int64_t k = a->rowptr[s], end = a->rowptr[s + 1]; k < end;) {
+        int n = (int)(end - k < 64 ? end - k : 64);
+        for (int i = 0; i < n; i++) {
+            const uint8_t *gp = a->gaps + 8 * (k + i), *cp = a->codes + 8 * (k + i);
+            __m256i g = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)gp));
+            __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cp));
+            __m256i isf = _mm256_cmpeq_epi32(g, filler); /* -1 on fillers: step 255, weight 0 */
+            col = _mm256_add_epi32(col, _mm256_add_epi32(_mm256_add_epi32(g, one), isf));
+            _mm256_storeu_si256((__m256i *)(cols + 8 * i), _mm256_min_epi32(col, kmax));
+            ws[i] = _mm256_andnot_ps(_mm256_castsi256_ps(isf), dc_cb_lookup(nreg, q, cb, code));
         }
         int i = 0;
-        for (; i + 2 <= n8; i += 2) {
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(ws + 8 * i), dc_load8(x, cols + 8 * i), acc0);
-            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(ws + 8 * i + 8), dc_load8(x, cols + 8 * i + 8), acc1);
+        for (; i + 2 <= n; i += 2) {
+            acc0 = _mm256_fmadd_ps(ws[i], dc_load8(x, cols + 8 * i), acc0);
+            acc1 = _mm256_fmadd_ps(ws[i + 1], dc_load8(x, cols + 8 * i + 8), acc1);
         }
-        if (i < n8)
-            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(ws + 8 * i), dc_load8(x, cols + 8 * i), acc0);
-        j += 8 * n8;
+        if (i < n)
+            acc0 = _mm256_fmadd_ps(ws[i], dc_load8(x, cols + 8 * i), acc0);
+        k += n;
     }
-    float s = dc_hsum8(_mm256_add_ps(acc0, acc1)), w;
-    int c = _mm_cvtsi128_si32(_mm256_castsi256_si128(base));
-    for (; j < end; j++) {
-        c += dc_cb_step(a, j, &w);
-        s += w * x[c];
-    }
-    return s;
+    return _mm256_add_ps(acc0, acc1);
 }
 
-static float dc_cb_row_dot(const struct dc_spmat *a, int r, const float *x)
+static void dc_cb_slice_dot(const struct dc_spmat *a, int s, const float *x, float *acc)
 {
-    if (a->m <= 8)
-        return dc_cb_row_dot_n(a, r, x, 1);
-    if (a->m <= 16)
-        return dc_cb_row_dot_n(a, r, x, 2);
-    if (a->m <= 32)
-        return dc_cb_row_dot_n(a, r, x, 4);
-    return dc_cb_row_dot_n(a, r, x, 0);
+    __m256 v = a->m <= 8    ? dc_cb_slice_dot_n(a, s, x, 1)
+               : a->m <= 16 ? dc_cb_slice_dot_n(a, s, x, 2)
+               : a->m <= 32 ? dc_cb_slice_dot_n(a, s, x, 4)
+                            : dc_cb_slice_dot_n(a, s, x, 0);
+    _mm256_storeu_ps(acc, v);
 }
 #else
 static float dc_csr_row_dot(const struct dc_spmat *a, int r, const float *x)
@@ -184,26 +164,18 @@ static float dc_csr_row_dot(const struct dc_spmat *a, int r, const float *x)
     return (s0 + s1) + (s2 + s3);
 }
 
-static float dc_cb_row_dot(const struct dc_spmat *a, int r, const float *x)
+static void dc_cb_slice_dot(const struct dc_spmat *a, int s, const float *x, float *acc)
 {
-    int64_t j = a->rowptr[r], end = a->rowptr[r + 1];
-    int col = -1;
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f, w0, w1, w2, w3;
-    for (; j + 4 <= end; j += 4) {
-        int c0 = col + dc_cb_step(a, j, &w0);
-        int c1 = c0 + dc_cb_step(a, j + 1, &w1);
-        int c2 = c1 + dc_cb_step(a, j + 2, &w2);
-        col = c2 + dc_cb_step(a, j + 3, &w3);
-        s0 += w0 * x[c0];
-        s1 += w1 * x[c1];
-        s2 += w2 * x[c2];
-        s3 += w3 * x[col];
+    int col[8];
+    float w;
+    for (int l = 0; l < 8; l++)
+        acc[l] = 0.0f, col[l] = -1;
+    for (int64_t k = a->rowptr[s]; k < a->rowptr[s + 1]; k++) {
+        for (int l = 0; l < 8; l++) {
+            col[l] += dc_cb_step(a, 8 * k + l, &w);
+            acc[l] += w * x[col[l] < a->cols ? col[l] : a->cols - 1];
+        }
     }
-    for (; j < end; j++) {
-        col += dc_cb_step(a, j, &w0);
-        s0 += w0 * x[col];
-    }
-    return (s0 + s1) + (s2 + s3);
 }
 #endif
 
@@ -219,37 +191,49 @@ static float dc_dense_row_dot(const struct dc_spmat *a, int r, const float *x)
 void dc_cpu_spmv_rows(const struct dc_spmat *a, int r0, int r1, const float *x, float *y)
 {
     for (int r = r0; r < r1; r++) {
-        float acc = a->format == DC_FORMAT_CSR        ? dc_csr_row_dot(a, r, x)
-                    : a->format == DC_FORMAT_CODEBOOK ? dc_cb_row_dot(a, r, x)
-                                                      : dc_dense_row_dot(a, r, x);
+        float acc = a->format == DC_FORMAT_CSR ? dc_csr_row_dot(a, r, x) : dc_dense_row_dot(a, r, x);
         y[r] = dc_spmat_epilogue(a, r, acc);
     }
 }
 
-/* Every (column, weight) of row r of A, in column order: BODY sees int col
- * and float w.  Fillers of the codebook form are skipped. */
-#define DC_FOR_ROW(a, r, ...)                                                       \
+void dc_cpu_spmv_slices(const struct dc_spmat *a, int s0, int s1, const float *x, float *y)
+{
+    float acc[8];
+    for (int s = s0; s < s1; s++) {
+        dc_cb_slice_dot(a, s, x, acc);
+        for (int l = 0; l < 8; l++) {
+            int r = a->perm[8 * s + l];
+            if (r >= 0)
+                y[r] = dc_spmat_epilogue(a, r, acc[l]);
+        }
+    }
+}
+
+/* Every (column, weight) of row slot q of A, in column order: BODY sees int
+ * col and float w.  A slot is the row itself in csr and dense, lane q % 8 of
+ * slice q / 8 in the sliced codebook form.  Fillers are skipped. */
+#define DC_FOR_ROW(a, q, ...)                                                       \
     do {                                                                            \
         if ((a)->format == DC_FORMAT_CSR) {                                         \
-            for (int64_t j_ = (a)->rowptr[r]; j_ < (a)->rowptr[(r) + 1]; j_++) {    \
+            for (int64_t j_ = (a)->rowptr[q]; j_ < (a)->rowptr[(q) + 1]; j_++) {    \
                 int col = (a)->colidx[j_];                                          \
                 float w = (a)->values[j_];                                          \
-                __VA_ARGS__;                                                             \
+                __VA_ARGS__;                                                        \
             }                                                                       \
         } else if ((a)->format == DC_FORMAT_CODEBOOK) {                             \
-            int col = -1;                                                           \
-            for (int64_t j_ = (a)->rowptr[r]; j_ < (a)->rowptr[(r) + 1]; j_++) {    \
+            int col = -1, s_ = (q) / 8, l_ = (q) % 8;                               \
+            for (int64_t k_ = (a)->rowptr[s_]; k_ < (a)->rowptr[s_ + 1]; k_++) {    \
                 float w;                                                            \
-                col += dc_cb_step((a), j_, &w);                                     \
-                if ((a)->gaps[j_] == DC_SPMAT_FILLER)                               \
+                col += dc_cb_step((a), 8 * k_ + l_, &w);                            \
+                if ((a)->gaps[8 * k_ + l_] == DC_SPMAT_FILLER)                      \
                     continue;                                                       \
-                __VA_ARGS__;                                                             \
+                __VA_ARGS__;                                                        \
             }                                                                       \
         } else {                                                                    \
-            const float *v_ = (a)->values + (size_t)(r) * (a)->cols;                \
+            const float *v_ = (a)->values + (size_t)(q) * (a)->cols;                \
             for (int col = 0; col < (a)->cols; col++) {                             \
                 float w = v_[col];                                                  \
-                __VA_ARGS__;                                                             \
+                __VA_ARGS__;                                                        \
             }                                                                       \
         }                                                                           \
     } while (0)
@@ -262,11 +246,11 @@ typedef float dc_v8 __attribute__((vector_size(32)));
 typedef float dc_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define dc_v8_load(p) (*(const dc_v8u *)(const void *)(p))
 
-/* o[0..64) = epilogue(row r of A times columns b[.., 0..64) of B) */
-static void dc_row_tile64(const struct dc_spmat *a, int r, int ncols, const float *b, float *o)
+/* o[0..64) = epilogue(row r, in slot q, of A times columns b[.., 0..64) of B) */
+static void dc_row_tile64(const struct dc_spmat *a, int q, int r, int ncols, const float *b, float *o)
 {
     dc_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
-    DC_FOR_ROW(a, r, {
+    DC_FOR_ROW(a, q, {
         const float *p = b + (size_t)col * ncols;
         dc_v8 wv = (dc_v8){0} + w;
         s0 += wv * dc_v8_load(p), s1 += wv * dc_v8_load(p + 8);
@@ -281,19 +265,19 @@ static void dc_row_tile64(const struct dc_spmat *a, int r, int ncols, const floa
 }
 
 /* The same for 8 columns */
-static void dc_row_tile8(const struct dc_spmat *a, int r, int ncols, const float *b, float *o)
+static void dc_row_tile8(const struct dc_spmat *a, int q, int r, int ncols, const float *b, float *o)
 {
     dc_v8 s0 = {0};
-    DC_FOR_ROW(a, r, { s0 += ((dc_v8){0} + w) * dc_v8_load(b + (size_t)col * ncols); });
+    DC_FOR_ROW(a, q, { s0 += ((dc_v8){0} + w) * dc_v8_load(b + (size_t)col * ncols); });
     for (int t = 0; t < 8; t++)
         o[t] = dc_spmat_epilogue(a, r, s0[t]);
 }
 
 /* and for the last nt < 8 columns */
-static void dc_row_tail(const struct dc_spmat *a, int r, int ncols, const float *b, int nt, float *o)
+static void dc_row_tail(const struct dc_spmat *a, int q, int r, int ncols, const float *b, int nt, float *o)
 {
     float acc[8] = {0};
-    DC_FOR_ROW(a, r, {
+    DC_FOR_ROW(a, q, {
         const float *p = b + (size_t)col * ncols;
         for (int t = 0; t < nt; t++)
             acc[t] += w * p[t];
@@ -302,16 +286,20 @@ static void dc_row_tail(const struct dc_spmat *a, int r, int ncols, const float 
         o[t] = dc_spmat_epilogue(a, r, acc[t]);
 }
 
-void dc_cpu_spmm_rows(const struct dc_spmat *a, int r0, int r1, int ncols, const float *b, float *out)
+/* Row slots [q0, q1): rows in csr and dense, 8 per slice in the sliced codebook form. */
+void dc_cpu_spmm_rows(const struct dc_spmat *a, int q0, int q1, int ncols, const float *b, float *out)
 {
-    for (int r = r0; r < r1; r++) {
+    for (int q = q0; q < q1; q++) {
+        int r = a->format == DC_FORMAT_CODEBOOK ? a->perm[q] : q;
+        if (r < 0)
+            continue;
         float *o = out + (size_t)r * ncols;
         int j = 0;
         for (; j + 64 <= ncols; j += 64)
-            dc_row_tile64(a, r, ncols, b + j, o + j);
+            dc_row_tile64(a, q, r, ncols, b + j, o + j);
         for (; j + 8 <= ncols; j += 8)
-            dc_row_tile8(a, r, ncols, b + j, o + j);
+            dc_row_tile8(a, q, r, ncols, b + j, o + j);
         if (j < ncols)
-            dc_row_tail(a, r, ncols, b + j, ncols - j, o + j);
+            dc_row_tail(a, q, r, ncols, b + j, ncols - j, o + j);
     }
 }
