@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# One training epoch of LeNet-300-100 and LeNet-5 on MNIST, ours and PyTorch's
-# (Debian python3-torch) on the CPU, same model, batch size and thread count,
-# in one run; prints the ratio and writes bench/results/train_cpu_<date>.md.
-#   bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
+# One training epoch of LeNet-300-100 and LeNet-5 on MNIST and of the squeezed
+# VGG on CIFAR-10 (its first SQ_LIMIT images, default 6400, with the config's
+# augmentation on both sides), ours and PyTorch's (Debian python3-torch) on
+# the CPU, same model, batch size and thread count, in one run; prints the
+# ratio and writes bench/results/train_cpu_<threads>t_<date>.md.
+#   [MODELS="lenet300 lenet5 squeezevgg"] bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; root="$(dirname "$here")"
 build="${1:-$root/build}"; threads="${2:-$(nproc)}"; epochs="${3:-2}"
+models="${MODELS:-lenet300 lenet5 squeezevgg}"; sq_limit="${SQ_LIMIT:-6400}"
 py=/usr/bin/python3
 "$py" -c 'import torch' 2>/dev/null || { echo "needs Debian python3-torch (apt-get install python3-torch)" >&2; exit 1; }
 prog="$build/bench/bench_train"; [ -x "$prog" ] || prog="$build/bench_train"
@@ -24,12 +27,21 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "| model | batch | ours s/epoch | PyTorch s/epoch | ours img/s | PyTorch img/s | speed ratio (ours/PyTorch) |"
   echo "|---|---|---|---|---|---|---|"
 } > "$out.tmp"
-for m in lenet300 lenet5; do
-  cfg="configs/${m}_mnist.ini"
+for m in $models; do
+  case "$m" in
+    squeezevgg) cfg="configs/squeezevgg_cifar.ini" ;;
+    *) cfg="configs/${m}_mnist.ini" ;;
+  esac
   batch=$(awk -F= '/^\[train\]/{t=1} /^\[/{if($0!~/train/)t=0} t&&$1~/^ *batch *$/{gsub(/ /,"",$2);print $2}' "$cfg")
-  ours=$("$prog" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads")
-  peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_train.py" --model "$m" --data data/mnist \
-         --batch "$batch" --threads "$threads" --epochs "$epochs")
+  if [ "$m" = squeezevgg ]; then
+    ours=$("$prog" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads" --set data.train_limit="$sq_limit")
+    peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_squeeze.py" --model squeezevgg --data data/cifar10 \
+           --threads "$threads" --epochs "$epochs" --limit "$sq_limit" --no-test | tail -n 1)
+  else
+    ours=$("$prog" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads")
+    peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_train.py" --model "$m" --data data/mnist \
+           --batch "$batch" --threads "$threads" --epochs "$epochs")
+  fi
   echo "ours: $ours"; echo "peer: $peer"
   "$py" - "$m" "$batch" "$ours" "$peer" >> "$out.tmp" <<'PY'
 import json, sys
