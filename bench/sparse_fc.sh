@@ -3,7 +3,7 @@
 # Table 8): bench_spmat (dense OpenBLAS, our dense / csr / codebook forms)
 # against PyTorch dense and sparse CSR (bench/peer_torch_spmat.py) on the same
 # matrices, for each thread count, one program at a time; writes
-# bench/results/sparse_fc_<date>.md.
+# bench/results/sparse_fc_<date>.md (or $OUT).
 #   bench/sparse_fc.sh [--build DIR] [--threads "1 2"] [--batch 1,64] [--seconds 0.3]
 #                      [--layers a,b] [--flush] [--dcm FILE.dcm]... [--data DIR (data/mnist)] [--no-e2e]
 # End to end (when BUILD/dcinfer exists): each --dcm model (default the
@@ -42,7 +42,7 @@ done
 cd "$root"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/mats" "$here/results"
-out="$here/results/sparse_fc_$(date -u +%Y-%m-%d)${flush:+_cold}.md"
+out="${OUT:-$here/results/sparse_fc_$(date -u +%Y-%m-%d)${flush:+_cold}.md}"
 opt=(--batch "$batch" --seconds "$seconds" ${layers:+--layers "$layers"} $flush)
 cmds="$tmp/cmds.txt"; : > "$cmds"
 run() { echo "$*" | sed "s#$tmp#\$TMP#g; s#$root/##g" >> "$cmds"; "$@"; }
