@@ -12,6 +12,7 @@ and as the speed peer (--epochs 1 --limit N for timing only).
 
   peer_torch_squeeze.py --model squeezevgg|lenet5fire --data DIR [--epochs E]
       [--batch B] [--lr LR] [--threads T] [--limit N] [--seed S] [--out FILE.json]
+      [--checkpoint FILE]   (saved after every epoch; an existing one is resumed)
 """
 import argparse, json, math, os, sys, time
 
@@ -122,6 +123,8 @@ def main():
     ap.add_argument("--no-test", action="store_true", help="timing only: skip the test pass")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", help="write the per-epoch record as JSON here too")
+    ap.add_argument("--checkpoint", help="save model, optimiser and RNG state here after every epoch; "
+                    "resume from it when it exists")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -134,8 +137,8 @@ def main():
     xte, yte, _, _ = load(a.data, "test")
     if a.limit:
         xtr, ytr = xtr[:a.limit], ytr[:a.limit]
-    xtr, ytr = torch.from_numpy(np.ascontiguousarray(xtr)), torch.from_numpy(ytr)
-    xte, yte = torch.from_numpy(np.ascontiguousarray(xte)), torch.from_numpy(yte)
+    xtr, ytr = torch.from_numpy(np.array(xtr)), torch.from_numpy(np.array(ytr))
+    xte, yte = torch.from_numpy(np.array(xte)), torch.from_numpy(np.array(yte))
     mean, std = torch.from_numpy(mean), torch.from_numpy(std)
     model = squeezevgg() if cifar else lenet5fire()
     nparams = sum(p.numel() for p in model.parameters())
@@ -146,7 +149,15 @@ def main():
     steps = (len(ytr) + batch - 1) // batch
     record = {"impl": f"pytorch {torch.__version__}", "model": a.model, "threads": a.threads, "batch": batch,
               "parameters": nparams, "images": len(ytr), "epochs": []}
-    for e in range(a.epochs):
+    first = 0
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        ck = torch.load(a.checkpoint)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])
+        record, first = ck["record"], ck["epoch"]
+        print(f"peer: resumed {a.checkpoint} after epoch {first}", file=sys.stderr)
+    for e in range(first, a.epochs):
         perm = torch.randperm(len(ytr), generator=gen)
         t0 = time.perf_counter()
         model.train()
@@ -171,6 +182,11 @@ def main():
             rec["test_acc"] = round(100 * evaluate(model, xte, yte, mean, std) / len(yte), 2)
         record["epochs"].append(rec)
         print(json.dumps(rec), flush=True)
+        if a.checkpoint:
+            tmp = a.checkpoint + ".tmp"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                        "record": record, "epoch": e + 1}, tmp)
+            os.replace(tmp, a.checkpoint)
     record["epoch_seconds_best"] = min(r["seconds"] for r in record["epochs"])
     record["images_per_second"] = round(len(ytr) / record["epoch_seconds_best"], 1)
     if not a.no_test:
