@@ -12,6 +12,16 @@ if [ -n "$need" ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need
 fi
+# optional: scripts/dcplot.py draws a run's figures with matplotlib (and numpy)
+opt=""
+for p in python3-matplotlib python3-numpy; do
+  dpkg -s "$p" >/dev/null 2>&1 || opt="$opt $p"
+done
+if [ -n "$opt" ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $opt ||
+    echo "setup: optional$opt not installed (only scripts/dcplot.py needs them)" >&2
+fi
 scripts/fetch-data.sh mnist data
 scripts/fetch-data.sh cifar10 data || echo "setup: CIFAR-10 not fetched (only vgg19_cifar.ini needs it)" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

@@ -25,6 +25,32 @@ cli_setup() {
 
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
+# small_job_ini: a small valid dctrain job on MNIST (500 images, one epoch,
+# 784-30-10) on stdout; tests count on its line numbers.
+small_job_ini() {
+    cat <<EOF
+[data]
+set = mnist
+dir = $MNIST
+train_limit = 500
+test_limit = 200
+
+[train]
+epochs = 1
+batch = 64
+threads = 1
+
+[fc]
+name = fc1
+outputs = 30
+activation = relu
+
+[fc]
+name = fc2
+outputs = 10
+EOF
+}
+
 # run EXPECTED_RC NAME CMD...: runs CMD with stdout/stderr in out/err and
 # checks the exit code and that nothing crashed (exit >= 128 or a sanitizer
 # report).  EXPECTED_RC 1or2 accepts either.

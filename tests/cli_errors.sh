@@ -10,27 +10,7 @@ set -u
 cli_setup cli_errors "${1:?usage: cli_errors.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_errors.sh BUILD_DIR SOURCE_DIR}" dctrain
 
 # A small valid job; line numbers below count on this layout.
-cat >good.ini <<EOF
-[data]
-set = mnist
-dir = $MNIST
-train_limit = 500
-test_limit = 200
-
-[train]
-epochs = 1
-batch = 64
-threads = 1
-
-[fc]
-name = fc1
-outputs = 30
-activation = relu
-
-[fc]
-name = fc2
-outputs = 10
-EOF
+small_job_ini >good.ini
 Q=(--device cpu --quiet)
 
 # ---- config errors: exit 2, "dctrain: FILE:LINE: [section] key: reason" ----

@@ -121,6 +121,52 @@ run 1 "init header size" "$B/dctrain" import.ini --init huge.safetensors --out b
 run 1 "init missing" "$B/dctrain" import.ini --init nope.npz --out bad_run --quiet &&
     one_line "init missing" "^dctrain: nope\.npz: "
 
+# ---- --stages: compress an imported model in one command ----
+run 0 "stages help" "$B/dctrain" --help && grep -q -- "--stages LIST" out || fail "dctrain --help: no --stages"
+run 2 "stages bogus" "$B/dctrain" tiny.ini --stages prune,bogus --out bad_run &&
+    one_line "stages bogus" "^dctrain: --stages prune,bogus: unknown stage 'bogus'; use a comma list of train, prune"
+run 2 "stages empty" "$B/dctrain" tiny.ini --stages "" --out bad_run && one_line "stages empty" "unknown stage ''"
+run 2 "stages no section" "$B/dctrain" import.ini --init m.npz --stages quantize --out bad_run --quiet &&
+    one_line "stages no section" "^dctrain: --stages quantize: import\.ini has no \[quantize\] section"
+run 0 "stages compress" "$B/dctrain" tiny.ini --init m.npz --stages compress --out comp --quiet
+STAGES=$(grep -o '"stage": "[a-z0-9-]*"' comp/summary.json | sed 's/.*: "//; s/"//' | tr '\n' ' ')
+[ "$STAGES" = "prune-1 quantize encode " ] || fail "--init m.npz --stages compress ran: $STAGES"
+for w in init prune-1 clustered quantize; do
+    [ -s "comp/weights_$w.csv" ] && grep -q "\"weights_$w.csv\"" comp/summary.json ||
+        fail "--stages compress: weights_$w.csv missing or not listed in summary.json"
+done
+[ ! -e comp/weights_train.csv ] || fail "--stages compress wrote weights_train.csv"
+grep -q '^fc1.weight,centroid,' comp/weights_quantize.csv && grep -q '^fc1.weight,zero,0,0,' comp/weights_prune-1.csv ||
+    fail "weights csv rows: $(head -3 comp/weights_quantize.csv)"
+run 0 "stages train" "$B/dctrain" tiny.ini --stages train,encode --out trenc --quiet
+STAGES=$(grep -o '"stage": "[a-z0-9-]*"' trenc/summary.json | sed 's/.*: "//; s/"//' | tr '\n' ' ')
+[ "$STAGES" = "train encode " ] || fail "--stages train,encode ran: $STAGES"
+
+# ---- [init] map: tensor names in neither our scheme nor our order ----
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    /usr/bin/python3 -c '
+import numpy as np
+z = np.load("m.npz")
+np.savez("wrapped.npz", **{"head.extra": np.zeros(3, np.float32), "net.b2": z["fc2.bias"], "net.w2": z["fc2.weight"],
+                           "net.b1": z["fc1.bias"], "net.w1": z["fc1.weight"]})' || fail "numpy: savez failed"
+    run 1 "map none" "$B/dctrain" import.ini --init wrapped.npz --out bad_run --quiet &&
+        one_line "map none" "^dctrain: wrapped\.npz: missing tensor fc1\.weight: .*\[init\] map"
+    MAP="init.map=net.w1:fc1.weight, net.b1:fc1.bias, net.w2:fc2.weight, net.b2:fc2.bias, head.extra:-"
+    run 0 "map" "$B/dctrain" import.ini --init wrapped.npz --set "$MAP" --out back_map
+    grep -q "paired by name after \[init\] map" err && grep -Eq "net\.b2 +\[10\] +-> fc2\.bias" err &&
+        grep -Eq "head\.extra +dropped by \[init\] map" err || fail "--init with [init] map: no pairing table: $(head -c 400 err)"
+    GOT=$(sed -n 's/.*"stage": "encode".*"test_accuracy": \([0-9.]*\),.*/\1/p' back_map/summary.json 2>/dev/null)
+    [ "$GOT" = "$WANT" ] || fail "dctrain --init wrapped.npz with map: decoded accuracy '$GOT', exported '$WANT'"
+    run 2 "map bad entry" "$B/dctrain" import.ini --init wrapped.npz --set "init.map=net.w1" --out bad_run --quiet &&
+        one_line "map bad entry" "^dctrain: wrapped\.npz: \[init\] map: entry 'net\.w1' is not FILE_NAME:OUR_NAME"
+    run 2 "map bad param" "$B/dctrain" import.ini --init wrapped.npz --set "init.map=net.w1:fc7.weight" --out bad_run --quiet &&
+        one_line "map bad param" "the network has no parameter 'fc7\.weight'"
+    run 2 "map bad key" "$B/dctrain" import.ini --init wrapped.npz --set "init.mapping=x" --out bad_run --quiet &&
+        one_line "map bad key" "init\.mapping=x: unknown key; \[init\] takes map"
+else
+    echo "cli_interop: [init] map check skipped (no numpy for /usr/bin/python3)"
+fi
+
 # ---- the arrays as NumPy reads them ----
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
     /usr/bin/python3 - >py.out 2>&1 <<'EOF'

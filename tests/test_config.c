@@ -89,7 +89,7 @@ static void test_defaults(void)
 static void test_file_errors(void)
 {
     expect_fail(DATA "[foo]\nx = 1\n", NULL, 0,
-                ":4: [foo]: unknown section; use data, train, prune, quantize, encode, or a layer: "
+                ":4: [foo]: unknown section; use data, train, prune, quantize, encode, init, or a layer: "
                 "conv, fc, maxpool, avgpool, relu, batchnorm, dropout, fire");
     expect_fail(DATA "[train]\nepochs = 3\nlearning_rate = 0.1\n[fc]\noutputs = 10\n", NULL, 0,
                 ":6: [train] learning_rate: unknown key; [train] takes device, epochs, batch, lr, *");
@@ -169,7 +169,7 @@ static void test_overrides(void)
     expect_fail(text, bad1, 1, "--set train.batch=0: must be >= 1 (got 0)");
     const char *bad2[] = {"fc7.prune=1"};
     expect_fail(text, bad2, 1,
-                "--set fc7.prune=1: no section or layer named 'fc7'; use data, train, prune, quantize, encode "
+                "--set fc7.prune=1: no section or layer named 'fc7'; use data, train, prune, quantize, encode, init "
                 "or a layer name (fc1, head)");
     const char *bad3[] = {"train.foo=1"};
     expect_fail(text, bad3, 1, "--set train.foo=1: unknown key; [train] takes device, *");
@@ -324,7 +324,8 @@ static void test_shipped_configs(void)
     struct { const char *name; long params; int compress, seen; } known[] = {
         {"lenet300_mnist.ini", 266610, 0, 0},    {"lenet300_mnist_dc.ini", 266610, 1, 0},
         {"lenet5_mnist.ini", 431080, 0, 0},      {"lenet5_mnist_dc.ini", 431080, 1, 0},
-        {"lenet5_fire_mnist.ini", 412088, 0, 0}, {"vgg19_cifar.ini", 20035018, 1, 0},
+        {"lenet5_fire_mnist.ini", 17882, 0, 0},  {"lenet5_fire_mnist_dc.ini", 17882, 1, 0},
+        {"squeezevgg_cifar.ini", 402786, 0, 0},  {"vgg19_cifar.ini", 20035018, 1, 0},
         {"vgg19_cifar_train.ini", 20035018, 0, 0},
     };
     int nknown = (int)(sizeof known / sizeof known[0]);

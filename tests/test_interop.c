@@ -117,7 +117,7 @@ static void expect_fail(struct dc_backend *be, const char *path, const char *nee
 {
     struct dc_config *cfg = calloc(1, sizeof *cfg);
     struct dc_net *net = build(be, cfg, 9);
-    enum dc_status s = net ? dc_interop_load(path, net) : DC_OK;
+    enum dc_status s = net ? dc_interop_load(path, net, NULL) : DC_OK;
     const char *msg = dc_error_msg();
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (s == DC_OK || !strstr(msg, needle) || !strstr(msg, base) || strchr(msg, '\n')) {
@@ -206,7 +206,7 @@ static void test_mismatches(struct dc_backend *be, const char *good, const char 
         CHECK_OK(dc_interop_write(bad, &set));
         struct dc_config *cfg = calloc(1, sizeof *cfg);
         struct dc_net *net = build(be, cfg, 5);
-        CHECK_OK(dc_interop_load(bad, net));
+        CHECK_OK(dc_interop_load(bad, net, NULL));
         dc_net_free(net);
         dc_config_free(cfg);
         free(cfg);
@@ -265,7 +265,7 @@ static void test_by_order(struct dc_backend *be, const char *good, const char *e
     CHECK_OK(dc_interop_write(test_tmp_path(name, path, sizeof path), &out));
     struct dc_config *cfg = calloc(1, sizeof *cfg);
     struct dc_net *net = build(be, cfg, 11);
-    CHECK_OK(dc_interop_load(path, net));
+    CHECK_OK(dc_interop_load(path, net, NULL));
     compare_with_file(be, net, mf, "by order");
     dc_net_free(net);
     dc_config_free(cfg);
@@ -374,7 +374,7 @@ int main(void)
         dc_interop_free(&set);
         struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
         struct dc_net *fresh = build(be, cfg2, 7);
-        CHECK_OK(dc_interop_load(path, fresh));
+        CHECK_OK(dc_interop_load(path, fresh, NULL));
         compare_with_file(be, fresh, &mf, path);
         dc_net_free(fresh);
         dc_config_free(cfg2);

@@ -346,7 +346,8 @@ static void test_shipped_configs(struct dc_backend *be)
     } cases[] = {
         {"lenet300_mnist.ini", 1, 28, 266610, 266610},
         {"lenet5_mnist.ini", 1, 28, 431080, 431080},
-        {"lenet5_fire_mnist.ini", 1, 28, 1, 431080},
+        {"lenet5_fire_mnist.ini", 1, 28, 17882, 17882},
+        {"squeezevgg_cifar.ini", 3, 32, 402786, 402786},
         {"vgg19_cifar.ini", 3, 32, 19950000, 20100000},
     };
     char dir[1024];

@@ -117,7 +117,8 @@ static enum dc_status save_after_first(void *user, const struct dc_epoch_report 
     struct saver *sv = user;
     if (r->epoch != 1)
         return DC_OK;
-    struct dc_run_state st = {.stage_index = sv->stage_index, .epoch = r->epoch, .seed = sv->fx->cfg.seed};
+    struct dc_run_state st = {.stage_index = sv->stage_index, .epoch = r->epoch, .seed = sv->fx->cfg.seed,
+                              .stage_figure = 0.625};
     return dc_checkpoint_save(sv->fx->ckpt, sv->net, &st);
 }
 
@@ -136,7 +137,7 @@ static void check_phase(struct fixture *fx, struct dc_net *a, const char *stage,
         return;
     struct dc_run_state st = {0};
     CHECK_OK(dc_checkpoint_load(fx->ckpt, b, &st));
-    CHECK(st.stage_index == stage_index && st.epoch == 1 && st.seed == fx->cfg.seed);
+    CHECK(st.stage_index == stage_index && st.epoch == 1 && st.seed == fx->cfg.seed && st.stage_figure == 0.625);
     CHECK_OK(dc_train_phase(b, &fx->dd, &fx->cfg, &ph, st.epoch, NULL, NULL, &eb));
     printf("%s: straight run accuracy %.4f, resumed %.4f\n", stage, ea.accuracy, eb.accuracy);
     CHECK(ea.accuracy == eb.accuracy && ea.loss == eb.loss);
@@ -238,7 +239,7 @@ static uint32_t get_u32(const uint8_t *p)
  * parameter.  fx->ckpt holds a quantized net's checkpoint here. */
 static void check_bad_quant(struct fixture *fx, struct dc_net *net)
 {
-    size_t n = 0, off = 32; /* magic, version, stage, epoch, seed, count */
+    size_t n = 0, off = 40; /* magic, version, stage, epoch, seed, stage figure, count */
     uint8_t *buf = read_all(fx->ckpt, &n);
     size_t assign_at = 0, m_at = 0;
     while (buf && off + 4 <= n && !assign_at) {
@@ -288,6 +289,58 @@ static void check_bad_quant(struct fixture *fx, struct dc_net *net)
     }
     remove(path);
     free(buf);
+}
+
+/* Version 1 (no stage figure) still loads, with the figure unknown (-1), to
+ * the values the version-2 file holds; a version from the future is refused. */
+static void check_versions(struct fixture *fx)
+{
+    size_t n = 0;
+    uint8_t *buf = read_all(fx->ckpt, &n);
+    struct dc_net *a = make_net(fx, &fx->cfg, fx->cfg.seed + 5);
+    struct dc_run_state st2;
+    CHECK(buf && n > 40 && get_u32(buf + 8) == 2);
+    if (!buf || n <= 40 || !a || dc_checkpoint_load(fx->ckpt, a, &st2) != DC_OK) {
+        CHECK(!"no version-2 checkpoint to start from");
+        free(buf);
+        if (a)
+            dc_net_free(a);
+        return;
+    }
+    char path[1024];
+    test_tmp_path("resume_v1.bin", path, sizeof path);
+    for (uint32_t version = 1; version <= 3; version += 2) {
+        uint8_t *v = malloc(n);
+        memcpy(v, buf, n);
+        memcpy(v + 8, &version, 4);
+        size_t len = n;
+        if (version == 1) { /* drop the stage figure at bytes 28..35, after the seed */
+            memmove(v + 28, v + 36, n - 36);
+            len = n - 8;
+        }
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(v, 1, len, f) == len);
+        if (f)
+            fclose(f);
+        free(v);
+        struct dc_net *b = make_net(fx, &fx->cfg, fx->cfg.seed + 7);
+        if (!b)
+            break;
+        struct dc_run_state st = {.stage_figure = 5};
+        enum dc_status s = dc_checkpoint_load(path, b, &st);
+        if (version == 1) {
+            CHECK_OK(s);
+            CHECK(st.stage_figure == -1 && st.epoch == 1);
+            same_params(fx->be, a, b);
+        } else {
+            printf("  version 3: %s\n", dc_error_msg());
+            CHECK(s == DC_ERR_FORMAT && strstr(dc_error_msg(), "version 3") != NULL);
+        }
+        dc_net_free(b);
+    }
+    remove(path);
+    free(buf);
+    dc_net_free(a);
 }
 
 static int fixture_init(struct fixture *fx)
@@ -357,6 +410,7 @@ int main(void)
         check_other_config(&fx, short_ini, "resume_short.ini", "another config");
         check_damaged(&fx, a);
         check_bad_quant(&fx, a);
+        check_versions(&fx);
         dc_net_free(a);
     }
     remove(fx.ckpt);

@@ -59,6 +59,8 @@ struct dc_config {
     int batch;
     float lr, momentum, weight_decay;
     int nesterov;
+    float clip_norm;                   /* scale the gradients down to this global L2 norm
+                                          (all trainable parameters together); 0 = off */
     enum dc_lr_schedule schedule;      /* const | step | cosine | onecycle */
     int step_epochs;                   /* step: decay every N epochs */
     float gamma;                       /* step: multiplier */
@@ -94,6 +96,10 @@ struct dc_config {
     int dense_bits;                     /* 32 or 16: width of dense values (biases, batch-norm);
                                            16 rounds them to half precision before encoding */
     char encode_file[256];              /* default "model.dcm", relative to --out */
+
+    /* [init] (used with dctrain --init FILE.npz|.safetensors) */
+    char init_map[2048];                /* "file_name:our_name, ...": renames tensors before
+                                           pairing; ":-" drops one; "" = none (docs/interop.md) */
 
     /* the network: one entry per layer section, in file order */
     int nlayers;

@@ -73,11 +73,15 @@ int dc_interop_torch_shape_mf(const struct dc_modelfile_param *p, int64_t *shape
 
 /* Fill net's parameter values from set (origin names the file in
  * messages): by name when every parameter has a tensor of its (PyTorch)
- * name, else by order, printing the pairing; shapes must match exactly.
+ * name, else by order; shapes must match exactly.  map (the config's
+ * [init] map, NULL or "" for none) first renames tensors:
+ * "file_name:our_name, ...", our_name "-" drops the tensor.  Prints the
+ * pairing as a table unless every tensor has its parameter's name.
  * Ignored: names starting "__", "*.num_batches_tracked", and the ".mask",
  * ".codebook" and ".codes" tensors of our own export. */
-enum dc_status dc_interop_apply(const struct dc_interop_set *set, struct dc_net *net, const char *origin);
+enum dc_status dc_interop_apply(const struct dc_interop_set *set, struct dc_net *net, const char *origin,
+                                const char *map);
 /* dc_interop_read + dc_interop_apply (dctrain --init FILE.npz|.safetensors). */
-enum dc_status dc_interop_load(const char *path, struct dc_net *net);
+enum dc_status dc_interop_load(const char *path, struct dc_net *net, const char *map);
 
 #endif

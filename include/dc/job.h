@@ -16,6 +16,15 @@ struct dc_job_opts {
     const char *init;         /* checkpoint whose weights start the run (skips train), or NULL */
     int sensitivity;          /* 1: run the per-layer pruning sensitivity scan instead */
     int stop_after;           /* stop after this many stages (0 = all); for tests */
+    unsigned stages;          /* DC_JOB_RUN_* bits: run only these kinds of stage, in pipeline
+                                 order (dctrain --stages); 0 = every stage the config names */
+};
+
+enum {
+    DC_JOB_RUN_TRAIN = 1u << 0,
+    DC_JOB_RUN_PRUNE = 1u << 1,    /* every prune round */
+    DC_JOB_RUN_QUANTIZE = 1u << 2,
+    DC_JOB_RUN_ENCODE = 1u << 3,
 };
 
 /* Runs the job; returns DC_ERR_CONFIG for config problems (exit 2), others for

@@ -49,6 +49,8 @@ struct dc_run_state {
     int stage_index;     /* index of the stage in the job's stage list */
     int epoch;           /* epochs completed in this stage; -1: stage not started */
     uint64_t seed;
+    double stage_figure; /* the stage's setup figure (test accuracy right after pruning or
+                            clustering), so a resumed stage reports it; -1: none */
 };
 
 /* Learning rate at (fractional) epoch t of a phase, from the config's schedule keys. */

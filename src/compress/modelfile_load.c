@@ -3,12 +3,11 @@
  * (built from the file's own description) with the decoded parameters. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "dc/atomic_file.h"
 #include "dc/modelfile.h"
 #include "dc/quantize.h"
 
@@ -73,25 +72,6 @@ enum dc_status dc_modelfile_read_sparse(const char *path, struct dc_modelfile *o
     return dc_modelfile_read_as(path, 1, out);
 }
 
-static enum dc_status write_atomic(const char *path, const uint8_t *buf, size_t size)
-{
-    char tmp[1100];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return DC_ERROR(DC_ERR_ARG, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fwrite(buf, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        saved = ok ? errno : saved;
-        remove(tmp);
-        return DC_ERROR(DC_ERR_IO, "%s: cannot write: %s", path, strerror(saved));
-    }
-    return DC_OK;
-}
-
 /* The decoded file must equal the network bit for bit (pruned zeros may differ in sign). */
 static enum dc_status self_check(const struct dc_modelfile *mf, struct dc_net *net, const char *path)
 {
@@ -124,7 +104,7 @@ enum dc_status dc_modelfile_write(const char *path, struct dc_net *net, const st
     if (st == DC_OK) {
         st = self_check(&mf, net, path);
         if (st == DC_OK)
-            st = write_atomic(path, buf, size);
+            st = dc_file_write_atomic(path, buf, size);
         if (st == DC_OK && stats) {
             *stats = mf.stats;
             memset(&mf.stats, 0, sizeof mf.stats);

@@ -36,7 +36,7 @@ static enum dc_status check_sections(const struct dc_ini *ini, int allow_global)
             continue;
         if (!cfg_global_section(s->name))
             return cfg_fail(ini, s, NULL, NULL,
-                            "unknown section; use data, train, prune, quantize, encode, or a layer: "
+                            "unknown section; use data, train, prune, quantize, encode, init, or a layer: "
                             "conv, fc, maxpool, avgpool, relu, batchnorm, dropout, fire");
         if (!allow_global)
             return cfg_fail(ini, s, NULL, NULL, "not a layer section; a network description holds only layers");
@@ -85,7 +85,7 @@ static enum dc_status override_target(struct dc_ini *ini, const char *ov, const 
     if (n > 0 && len >= sizeof list - 40)
         snprintf(list + len, sizeof list - len, ", ...");
     return DC_ERROR(DC_ERR_CONFIG,
-                    "--set %s: no section or layer named '%s'; use data, train, prune, quantize, encode "
+                    "--set %s: no section or layer named '%s'; use data, train, prune, quantize, encode, init "
                     "or a layer name (%s)",
                     ov, target, list);
 }

@@ -51,6 +51,7 @@ static const struct cfg_key train_keys[] = {
     KFLT("momentum", G(momentum), "0.9", 0, 0, 1, 1),
     KFLT("weight_decay", G(weight_decay), "0", 0, 0, HUGE_VAL, 0),
     KBOOL("nesterov", G(nesterov), "0"),
+    KFLT("clip_norm", G(clip_norm), "0", 0, 0, HUGE_VAL, 0),
     KENUM("schedule", G(schedule), "const", schedule_words),
     KINT("step_epochs", G(step_epochs), "10", 1, ANY_INT),
     KFLT("gamma", G(gamma), "0.1", 0, 1, HUGE_VAL, 0),
@@ -92,12 +93,19 @@ static const struct cfg_key encode_keys[] = {
     KSTR("file", G(encode_file), sizeof(((struct dc_config *)0)->encode_file), "model.dcm", NULL),
 };
 
+/* [init]: how dctrain --init pairs a foreign file's tensors with ours */
+static const struct cfg_key init_keys[] = {
+    /* no default text: empty (the config is zeroed) means no map */
+    KSTR("map", G(init_map), sizeof(((struct dc_config *)0)->init_map), NULL, NULL),
+};
+
 const struct cfg_section cfg_global_sections[] = {
     {"data", data_keys, NKEYS(data_keys)},
     {"train", train_keys, NKEYS(train_keys)},
     {"prune", prune_keys, NKEYS(prune_keys)},
     {"quantize", quantize_keys, NKEYS(quantize_keys)},
     {"encode", encode_keys, NKEYS(encode_keys)},
+    {"init", init_keys, NKEYS(init_keys)},
 };
 const int cfg_nglobal_sections = NKEYS(cfg_global_sections);
 

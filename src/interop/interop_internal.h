@@ -30,4 +30,10 @@ enum dc_status dc_interop_slurp(const char *path, uint8_t **buf, size_t *size);
 /* Write buf to path.tmp, fsync, rename over path. */
 enum dc_status dc_interop_write_file(const char *path, const uint8_t *buf, size_t size);
 
+/* [init] map applied to view (a copy of orig's tensor records, sharing
+ * their data): renames each mapped tensor to its parameter's PyTorch name,
+ * or to a "__dropped" name for "-".  Errors (DC_ERR_CONFIG) name the entry. */
+enum dc_status dc_interop_rename(struct dc_interop_set *view, const struct dc_interop_set *orig,
+                                 const struct dc_net *net, const char *map, const char *origin);
+
 #endif

@@ -187,12 +187,14 @@ static enum dc_status dc_interop_check_order(const struct dc_interop_set *set, s
     return DC_OK;
 }
 
-enum dc_status dc_interop_apply(const struct dc_interop_set *set, struct dc_net *net, const char *origin)
+/* pair[j] = the tensor of set that fills parameter j; *how says by what rule. */
+static enum dc_status dc_interop_pair(const struct dc_interop_set *set, struct dc_net *net, const char *origin,
+                                      int *pair, const char **how)
 {
-    int *pair = calloc((size_t)net->nparams + 1, sizeof *pair), *cand = calloc((size_t)set->n + 1, sizeof *cand);
+    int *cand = calloc((size_t)set->n + 1, sizeof *cand);
     char *used = calloc((size_t)set->n + 1, 1);
     enum dc_status s = DC_OK;
-    if (!pair || !cand || !used)
+    if (!cand || !used)
         s = DC_ERROR(DC_ERR_NOMEM, "out of memory");
     int ncand = 0, by_name = 1, first_missing = -1;
     for (int i = 0; s == DC_OK && i < set->n; i++)
@@ -213,40 +215,93 @@ enum dc_status dc_interop_apply(const struct dc_interop_set *set, struct dc_net 
             used[k] = 1;
         }
     }
+    *how = "by name";
     if (s == DC_OK && by_name) {
         for (int c = 0; c < ncand && s == DC_OK; c++)
             if (!used[cand[c]])
                 s = DC_ERROR(DC_ERR_FORMAT, "%s: tensor %s matches no parameter of the network (names: see "
-                             "dcinfo --json or docs/interop.md)", origin, set->t[cand[c]].name);
+                             "dcinfo --json or docs/interop.md; [init] map can drop it)", origin,
+                             set->t[cand[c]].name);
     } else if (s == DC_OK) {
         if (ncand != net->nparams) {
             char tn[DC_INTEROP_NAME_LEN];
             dc_interop_torch_name(net->params[first_missing]->name, tn, sizeof tn);
             s = DC_ERROR(DC_ERR_FORMAT, "%s: missing tensor %s: no tensor has that name, and %d tensors cannot pair "
-                         "by order with the network's %d parameters", origin, tn, ncand, net->nparams);
+                         "by order with the network's %d parameters (name them in [init] map)", origin, tn, ncand,
+                         net->nparams);
         } else {
-            dc_info("%s: tensor names differ from the network's; paired by order:", origin);
-            for (int j = 0; j < net->nparams; j++) {
-                const struct dc_interop_tensor *t = &set->t[cand[j]];
-                char a[160];
+            *how = "by order";
+            for (int j = 0; j < net->nparams; j++)
                 pair[j] = cand[j];
-                dc_info("  %-32s %-18s -> %s", t->name, dc_shape_str(t->ndim, t->shape, a, sizeof a),
-                        net->params[j]->name);
-            }
             s = dc_interop_check_order(set, net, pair, origin);
         }
     }
-    for (int j = 0; s == DC_OK && j < net->nparams; j++)
-        s = dc_interop_fill(&set->t[pair[j]], net, net->params[j], origin);
-    free(pair), free(cand), free(used);
+    free(cand), free(used);
     return s;
 }
 
-enum dc_status dc_interop_load(const char *path, struct dc_net *net)
+/* The table people check an import by: file tensor, its shape, our parameter. */
+static void dc_interop_print_pairing(const struct dc_interop_set *file, const struct dc_interop_set *view,
+                                     const struct dc_net *net, const int *pair, const char *how, const char *origin)
+{
+    int renamed = 0, same = 1;
+    for (int i = 0; i < file->n; i++)
+        renamed |= strcmp(file->t[i].name, view->t[i].name) != 0;
+    for (int j = 0; j < net->nparams; j++) {
+        char tn[DC_INTEROP_NAME_LEN];
+        dc_interop_torch_name(net->params[j]->name, tn, sizeof tn);
+        same &= !strcmp(file->t[pair[j]].name, tn) || !strcmp(file->t[pair[j]].name, net->params[j]->name);
+    }
+    if (same) {
+        dc_info("%s: %d tensors paired with the network's parameters by name", origin, net->nparams);
+        return;
+    }
+    if (!strcmp(how, "by order"))
+        dc_info("%s: tensor names differ from the network's; paired by order%s:", origin,
+                renamed ? " after [init] map" : "");
+    else
+        dc_info("%s: paired by name after [init] map:", origin);
+    for (int j = 0; j < net->nparams; j++) {
+        const struct dc_interop_tensor *t = &file->t[pair[j]];
+        char a[160];
+        dc_info("  %-32s %-18s -> %s", t->name, dc_shape_str(t->ndim, t->shape, a, sizeof a), net->params[j]->name);
+    }
+    for (int i = 0; i < file->n; i++)
+        if (!strncmp(view->t[i].name, "__dropped", 9))
+            dc_info("  %-32s %-18s    dropped by [init] map", file->t[i].name, "");
+}
+
+enum dc_status dc_interop_apply(const struct dc_interop_set *set, struct dc_net *net, const char *origin,
+                                const char *map)
+{
+    int *pair = calloc((size_t)net->nparams + 1, sizeof *pair);
+    struct dc_interop_set view = *set;
+    if (map && *map)
+        view.t = set->n ? malloc((size_t)set->n * sizeof *view.t) : NULL;
+    enum dc_status s = pair && (view.t || !set->n) ? DC_OK : DC_ERROR(DC_ERR_NOMEM, "out of memory");
+    if (s == DC_OK && view.t != set->t) {
+        /* the view shares the data and differs only in names */
+        memcpy(view.t, set->t, (size_t)set->n * sizeof *view.t);
+        s = dc_interop_rename(&view, set, net, map, origin);
+    }
+    const char *how = "";
+    if (s == DC_OK)
+        s = dc_interop_pair(&view, net, origin, pair, &how);
+    if (s == DC_OK)
+        dc_interop_print_pairing(set, &view, net, pair, how, origin);
+    for (int j = 0; s == DC_OK && j < net->nparams; j++)
+        s = dc_interop_fill(&set->t[pair[j]], net, net->params[j], origin);
+    if (view.t != set->t)
+        free(view.t);
+    free(pair);
+    return s;
+}
+
+enum dc_status dc_interop_load(const char *path, struct dc_net *net, const char *map)
 {
     struct dc_interop_set set;
     DC_TRY(dc_interop_read(path, &set));
-    enum dc_status s = dc_interop_apply(&set, net, path);
+    enum dc_status s = dc_interop_apply(&set, net, path, map);
     dc_interop_free(&set);
     return s;
 }

@@ -20,15 +20,49 @@ static void dc_usage(FILE *f)
           "  --out DIR                output folder (default runs/<config name>)\n"
           "  --resume FILE            continue from a checkpoint (DIR/checkpoint.bin)\n"
           "  --init FILE              start from the weights of a checkpoint, a .npz or a .safetensors\n"
-          "                           file (PyTorch names or order; docs/interop.md) and skip training\n"
+          "                           file (PyTorch names, order or the config's [init] map;\n"
+          "                           docs/interop.md) and skip training (unless --stages has it)\n"
           "  --sensitivity            prune one layer at a time over a range of sparsities and\n"
           "                           print test accuracy per layer (choose per-layer thresholds)\n"
+          "  --stages LIST            run only these stages, in pipeline order: a comma list of\n"
+          "                           train, prune (every round), quantize, encode, compress\n"
+          "                           (= prune,quantize,encode) or all; e.g. --init W.npz --stages compress\n"
           "  --stop-after N           stop after the first N stages\n"
           "  --quiet                  only warnings and errors\n"
           "  --help                   this text\n"
           "\n"
-          "Writes DIR/summary.json, DIR/metrics.csv, DIR/checkpoint.bin and the encoded model.\n",
+          "Writes DIR/summary.json, DIR/metrics.csv, DIR/checkpoint.bin, DIR/weights_<stage>.csv\n"
+          "(for scripts/dcplot.py DIR) and the encoded model.\n",
           f);
+}
+
+/* "--stages LIST" into DC_JOB_RUN_* bits; 0 and one line on stderr when a name is unknown. */
+static unsigned dc_parse_stages(const char *list)
+{
+    static const struct { const char *name; unsigned bits; } words[] = {
+        {"train", DC_JOB_RUN_TRAIN},
+        {"prune", DC_JOB_RUN_PRUNE},
+        {"quantize", DC_JOB_RUN_QUANTIZE},
+        {"encode", DC_JOB_RUN_ENCODE},
+        {"compress", DC_JOB_RUN_PRUNE | DC_JOB_RUN_QUANTIZE | DC_JOB_RUN_ENCODE},
+        {"all", DC_JOB_RUN_TRAIN | DC_JOB_RUN_PRUNE | DC_JOB_RUN_QUANTIZE | DC_JOB_RUN_ENCODE},
+    };
+    unsigned bits = 0;
+    for (const char *p = list;; p++) {
+        size_t n = strcspn(p, ",");
+        size_t w = 0, nw = sizeof words / sizeof words[0];
+        while (w < nw && !(strlen(words[w].name) == n && !strncmp(words[w].name, p, n)))
+            w++;
+        if (w == nw) {
+            fprintf(stderr, "dctrain: --stages %s: unknown stage '%.*s'; use a comma list of train, prune, "
+                    "quantize, encode, compress (= prune,quantize,encode) or all\n", list, (int)n, p);
+            return 0;
+        }
+        bits |= words[w].bits;
+        p += n;
+        if (!*p)
+            return bits;
+    }
 }
 
 static int dc_need_value(int argc, char **argv, int i)
@@ -55,7 +89,8 @@ static int dc_dctrain(int argc, char **argv, const char **sets)
         } else if (!strcmp(a, "--quiet")) {
             dc_log_set_level(DC_LOG_WARN);
         } else if (!strcmp(a, "--set") || !strcmp(a, "--device") || !strcmp(a, "--out") ||
-                   !strcmp(a, "--resume") || !strcmp(a, "--init") || !strcmp(a, "--stop-after")) {
+                   !strcmp(a, "--resume") || !strcmp(a, "--init") || !strcmp(a, "--stop-after") ||
+                   !strcmp(a, "--stages")) {
             if (!dc_need_value(argc, argv, i))
                 return 2;
             const char *v = argv[++i];
@@ -73,6 +108,9 @@ static int dc_dctrain(int argc, char **argv, const char **sets)
                 o.resume = v;
             } else if (!strcmp(a, "--init")) {
                 o.init = v;
+            } else if (!strcmp(a, "--stages")) {
+                if (!(o.stages = dc_parse_stages(v)))
+                    return 2;
             } else {
                 char *end;
                 long n = strtol(v, &end, 10);

@@ -1,94 +1,88 @@
 /* checkpoint.c: the full training state of a network (values, momentum,
  * pruning masks, quantization state) plus where the run stood.  Written to a
- * temporary file, fsync'd and renamed, so a crash leaves the previous
- * checkpoint intact and a resume loses at most one checkpoint interval. */
+ * temporary file, fsync'd and renamed (dc/atomic_file.h), so a crash leaves
+ * the previous checkpoint intact and a resume loses at most one checkpoint
+ * interval.  Version 2 adds the stage's setup figure (accuracy right after
+ * pruning or clustering) so a resumed stage reports what a whole one does;
+ * version 1 files still load, without it. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "dc/atomic_file.h"
 #include "dc/quantize.h"
 #include "dc/train.h"
 
 #define DC_CKPT_MAGIC "DCCKPT\0\1"
-#define DC_CKPT_VERSION 1u
+#define DC_CKPT_VERSION 2u
 enum { DC_CKPT_V = 1, DC_CKPT_MASK = 2, DC_CKPT_QUANT = 4 };
 
 /* Write `bytes` of backend memory through a host bounce buffer. */
-static enum dc_status dc_ckpt_put_dev(struct dc_backend *be, FILE *f, const void *src, size_t bytes,
-                                      const char *path)
+static enum dc_status dc_ckpt_put_dev(struct dc_backend *be, struct dc_afile *af, const void *src, size_t bytes)
 {
     void *host = malloc(bytes ? bytes : 1);
     if (!host)
-        return DC_ERROR(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", path);
+        return DC_ERROR(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", af->path);
     enum dc_status s = be->ops.download(be, host, src, bytes);
-    if (s == DC_OK && fwrite(host, 1, bytes, f) != bytes)
-        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (s == DC_OK)
+        s = dc_afile_write(af, host, bytes);
     free(host);
     return s;
 }
 
-static enum dc_status dc_ckpt_put(FILE *f, const void *p, size_t bytes, const char *path)
-{
-    if (fwrite(p, 1, bytes, f) != bytes)
-        return DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return DC_OK;
-}
-
-static enum dc_status dc_ckpt_write_param(struct dc_backend *be, FILE *f, const struct dc_param *p,
-                                          const char *path)
+static enum dc_status dc_ckpt_write_param(struct dc_backend *be, struct dc_afile *af, const struct dc_param *p)
 {
     uint32_t len = (uint32_t)strlen(p->name);
     uint64_t count = dc_param_count(p);
     uint32_t flags = (p->trainable ? DC_CKPT_V : 0) | (p->mask ? DC_CKPT_MASK : 0) |
                      (p->codebook ? DC_CKPT_QUANT : 0);
     uint32_t m = p->codebook ? (uint32_t)p->m : 0;
-    DC_TRY(dc_ckpt_put(f, &len, 4, path));
-    DC_TRY(dc_ckpt_put(f, p->name, len, path));
-    DC_TRY(dc_ckpt_put(f, &count, 8, path));
-    DC_TRY(dc_ckpt_put(f, &flags, 4, path));
-    DC_TRY(dc_ckpt_put(f, &m, 4, path));
-    DC_TRY(dc_ckpt_put_dev(be, f, p->w.data, count * 4, path));
+    DC_TRY(dc_afile_write(af, &len, 4));
+    DC_TRY(dc_afile_write(af, p->name, len));
+    DC_TRY(dc_afile_write(af, &count, 8));
+    DC_TRY(dc_afile_write(af, &flags, 4));
+    DC_TRY(dc_afile_write(af, &m, 4));
+    DC_TRY(dc_ckpt_put_dev(be, af, p->w.data, count * 4));
     if (flags & DC_CKPT_V)
-        DC_TRY(dc_ckpt_put_dev(be, f, p->v.data, count * 4, path));
+        DC_TRY(dc_ckpt_put_dev(be, af, p->v.data, count * 4));
     if (flags & DC_CKPT_MASK)
-        DC_TRY(dc_ckpt_put_dev(be, f, p->mask, count * 4, path));
+        DC_TRY(dc_ckpt_put_dev(be, af, p->mask, count * 4));
     if (flags & DC_CKPT_QUANT) {
-        DC_TRY(dc_ckpt_put_dev(be, f, p->assign, count, path));
-        DC_TRY(dc_ckpt_put_dev(be, f, p->codebook, m * 4, path));
-        DC_TRY(dc_ckpt_put_dev(be, f, p->vcode, m * 4, path));
+        DC_TRY(dc_ckpt_put_dev(be, af, p->assign, count));
+        DC_TRY(dc_ckpt_put_dev(be, af, p->codebook, m * 4));
+        DC_TRY(dc_ckpt_put_dev(be, af, p->vcode, m * 4));
     }
+    return DC_OK;
+}
+
+static enum dc_status dc_ckpt_write_all(struct dc_afile *af, struct dc_net *net, const struct dc_run_state *st)
+{
+    uint32_t version = DC_CKPT_VERSION, np = (uint32_t)net->nparams;
+    int32_t si = st->stage_index, ep = st->epoch;
+    DC_TRY(dc_afile_write(af, DC_CKPT_MAGIC, 8));
+    DC_TRY(dc_afile_write(af, &version, 4));
+    DC_TRY(dc_afile_write(af, &si, 4));
+    DC_TRY(dc_afile_write(af, &ep, 4));
+    DC_TRY(dc_afile_write(af, &st->seed, 8));
+    DC_TRY(dc_afile_write(af, &st->stage_figure, 8));
+    DC_TRY(dc_afile_write(af, &np, 4));
+    for (int i = 0; i < net->nparams; i++)
+        DC_TRY(dc_ckpt_write_param(net->be, af, net->params[i]));
     return DC_OK;
 }
 
 enum dc_status dc_checkpoint_save(const char *path, struct dc_net *net, const struct dc_run_state *st)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    uint32_t version = DC_CKPT_VERSION, np = (uint32_t)net->nparams;
-    int32_t si = st->stage_index, ep = st->epoch;
-    enum dc_status s = dc_ckpt_put(f, DC_CKPT_MAGIC, 8, tmp);
-    if (s == DC_OK) s = dc_ckpt_put(f, &version, 4, tmp);
-    if (s == DC_OK) s = dc_ckpt_put(f, &si, 4, tmp);
-    if (s == DC_OK) s = dc_ckpt_put(f, &ep, 4, tmp);
-    if (s == DC_OK) s = dc_ckpt_put(f, &st->seed, 8, tmp);
-    if (s == DC_OK) s = dc_ckpt_put(f, &np, 4, tmp);
-    for (int i = 0; s == DC_OK && i < net->nparams; i++)
-        s = dc_ckpt_write_param(net->be, f, net->params[i], tmp);
-    if (s == DC_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-        s = DC_ERROR(DC_ERR_IO, "%s: flush failed: %s", tmp, strerror(errno));
-    if (fclose(f) != 0 && s == DC_OK)
-        s = DC_ERROR(DC_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (s == DC_OK && rename(tmp, path) != 0)
-        s = DC_ERROR(DC_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (s != DC_OK)
-        remove(tmp);
-    return s;
+    struct dc_afile af;
+    DC_TRY(dc_afile_open(&af, path));
+    enum dc_status s = dc_ckpt_write_all(&af, net, st);
+    if (s != DC_OK) {
+        dc_afile_abort(&af);
+        return s;
+    }
+    return dc_afile_commit(&af);
 }
 
 struct dc_ckpt_reader {
@@ -199,11 +193,14 @@ enum dc_status dc_checkpoint_load(const char *path, struct dc_net *net, struct d
     if (s == DC_OK && memcmp(magic, DC_CKPT_MAGIC, 8) != 0)
         s = DC_ERROR(DC_ERR_FORMAT, "%s: not a dctrain checkpoint (wrong magic)", path);
     if (s == DC_OK) s = dc_ckpt_get(&r, &version, 4, "version");
-    if (s == DC_OK && version != DC_CKPT_VERSION)
-        s = DC_ERROR(DC_ERR_FORMAT, "%s: checkpoint version %u, this build reads %u", path, version, DC_CKPT_VERSION);
+    if (s == DC_OK && (version < 1 || version > DC_CKPT_VERSION))
+        s = DC_ERROR(DC_ERR_FORMAT, "%s: checkpoint version %u, this build reads 1 to %u (a newer dctrain wrote it?)",
+                     path, version, DC_CKPT_VERSION);
     if (s == DC_OK) s = dc_ckpt_get(&r, &si, 4, "stage");
     if (s == DC_OK) s = dc_ckpt_get(&r, &ep, 4, "epoch");
     if (s == DC_OK) s = dc_ckpt_get(&r, &st->seed, 8, "seed");
+    st->stage_figure = -1;
+    if (s == DC_OK && version >= 2) s = dc_ckpt_get(&r, &st->stage_figure, 8, "stage figure");
     if (s == DC_OK) s = dc_ckpt_get(&r, &np, 4, "parameter count");
     if (s == DC_OK && np != (uint32_t)net->nparams)
         s = DC_ERROR(DC_ERR_FORMAT, "%s: holds %u parameters, the network has %d (checkpoint of another config?)",

@@ -9,26 +9,52 @@
 #include <sys/stat.h>
 
 #include "dc/interop.h"
+#include "dc/killpoint.h"
 #include "dc/log.h"
 #include "job_internal.h"
 
 static const char *const dc_dataset_names[] = {"mnist", "cifar10"};
 
-static void dc_job_plan(struct dc_job *job)
+/* A kind of stage --stages asks for must be one the config can run. */
+static enum dc_status dc_job_plan_check(const struct dc_job *job)
 {
     const struct dc_config *c = &job->cfg;
+    unsigned want = job->opts->stages;
+    if ((want & DC_JOB_RUN_TRAIN) && c->epochs <= 0)
+        return DC_ERROR(DC_ERR_ARG, "--stages train: %s has [train] epochs = 0", c->path);
+    static const struct { unsigned bit; const char *name; } need[] = {
+        {DC_JOB_RUN_PRUNE, "prune"}, {DC_JOB_RUN_QUANTIZE, "quantize"}, {DC_JOB_RUN_ENCODE, "encode"}};
+    int has[] = {c->has_prune, c->has_quantize, c->has_encode};
+    for (int i = 0; i < 3; i++)
+        if ((want & need[i].bit) && !has[i])
+            return DC_ERROR(DC_ERR_ARG, "--stages %s: %s has no [%s] section (add one, or --set %s.KEY=VALUE)",
+                            need[i].name, c->path, need[i].name, need[i].name);
+    if (want && !(want & DC_JOB_RUN_TRAIN) && !job->opts->init && !job->opts->resume)
+        dc_warn("--stages without train and without --init: compressing the untrained initial weights");
+    return DC_OK;
+}
+
+static enum dc_status dc_job_plan(struct dc_job *job)
+{
+    const struct dc_config *c = &job->cfg;
+    unsigned want = job->opts->stages;
+    DC_TRY(dc_job_plan_check(job));
+    /* no --stages: an imported model (--init) skips training */
+    int train = want ? (want & DC_JOB_RUN_TRAIN) != 0 : !job->opts->init;
+    int prune = c->has_prune && (!want || (want & DC_JOB_RUN_PRUNE));
     job->nstages = 0;
-    if (c->epochs > 0 && !job->opts->init)
+    if (c->epochs > 0 && train)
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_TRAIN, "train", 0};
-    for (int r = 1; c->has_prune && r <= c->prune_rounds && job->nstages < DC_JOB_MAX_STAGES - 2; r++) {
+    for (int r = 1; prune && r <= c->prune_rounds && job->nstages < DC_JOB_MAX_STAGES - 2; r++) {
         struct dc_stage st = {DC_STAGE_PRUNE, "", r};
         snprintf(st.name, sizeof st.name, "prune-%d", r);
         job->stages[job->nstages++] = st;
     }
-    if (c->has_quantize)
+    if (c->has_quantize && (!want || (want & DC_JOB_RUN_QUANTIZE)))
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_QUANTIZE, "quantize", 0};
-    if (c->has_encode)
+    if (c->has_encode && (!want || (want & DC_JOB_RUN_ENCODE)))
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_ENCODE, "encode", 0};
+    return DC_OK;
 }
 
 static enum dc_status dc_mkdirs(const char *path)
@@ -52,6 +78,7 @@ static enum dc_status dc_job_on_epoch(void *user, const struct dc_epoch_report *
 {
     struct dc_job *job = user;
     DC_TRY(dc_metrics_row(job->metrics, r));
+    dc_killpoint("epoch");
     int every = job->cfg.checkpoint_every > 0 ? job->cfg.checkpoint_every : 1;
     if (r->epoch % every == 0 || r->epoch == r->epochs)
         DC_TRY(dc_job_checkpoint(job, job->stage_index, r->epoch));
@@ -67,7 +94,8 @@ enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int s
 
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
 {
-    struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed};
+    struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed,
+                              .stage_figure = epoch < 0 ? -1 : job->stage_figure};
     return dc_checkpoint_save(job->ckpt_path, job->net, &st);
 }
 
@@ -89,12 +117,17 @@ static enum dc_status dc_job_run_stages(struct dc_job *job, int first, int start
 {
     int last = job->opts->stop_after > 0 && job->opts->stop_after < job->nstages ? job->opts->stop_after
                                                                                   : job->nstages;
+    DC_TRY(dc_job_weights_begin(job, first, start_epoch));
+    DC_TRY(dc_summary_write(&job->summary)); /* current from the start, with a resumed run's records */
     for (int i = first; i < last; i++) {
         const struct dc_stage *st = &job->stages[i];
         /* e0 < 0: the stage has not started (its setup, e.g. pruning, still to do) */
         int e0 = i == first ? start_epoch : -1;
         char rec[16384];
         job->stage_index = i;
+        if (e0 < 0)
+            job->stage_figure = -1;
+        dc_killpoint("stage");
         dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 >= 0 ? " (resumed)" : "");
         switch (st->kind) {
         case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0 > 0 ? e0 : 0, rec, sizeof rec)); break;
@@ -102,6 +135,7 @@ static enum dc_status dc_job_run_stages(struct dc_job *job, int first, int start
         case DC_STAGE_QUANTIZE: DC_TRY(dc_job_stage_quantize(job, e0, rec, sizeof rec)); break;
         case DC_STAGE_ENCODE: DC_TRY(dc_job_stage_encode(job, rec, sizeof rec)); break;
         }
+        DC_TRY(dc_job_weights_stage(job, st));
         DC_TRY(dc_summary_add_stage(&job->summary, rec));
         DC_TRY(dc_summary_write(&job->summary));
         DC_TRY(dc_job_checkpoint(job, i + 1, -1));
@@ -143,8 +177,9 @@ static enum dc_status dc_job_setup(struct dc_job *job)
     snprintf(sm->device, sizeof sm->device, "%s", job->be->description);
     sm->params = dc_net_param_count(job->net);
     dc_info("model: %s, %zu parameters, %d layers", sm->model, sm->params, job->net->nlayers);
-    dc_job_plan(job);
-    return DC_OK;
+    if (c->init_map[0] && !o->init)
+        dc_warn("%s: [init] map is set but there is no --init FILE: the map is not used", o->config_path);
+    return dc_job_plan(job);
 }
 
 static void dc_job_teardown(struct dc_job *job)
@@ -169,22 +204,12 @@ enum dc_status dc_job_run(const struct dc_job_opts *opts)
     job->opts = opts;
     enum dc_status s = dc_job_setup(job);
     int first = 0, start_epoch = -1;
-    if (s == DC_OK && opts->resume) {
-        struct dc_run_state st;
-        s = dc_checkpoint_load(opts->resume, job->net, &st);
-        if (s == DC_OK && (st.stage_index < 0 || st.stage_index > job->nstages))
-            s = DC_ERROR(DC_ERR_FORMAT, "%s: stage %d is not in this config's %d stages", opts->resume,
-                         st.stage_index, job->nstages);
-        if (s == DC_OK) {
-            first = st.stage_index;
-            start_epoch = st.epoch;
-            dc_info("resuming %s at stage %d, after epoch %d", opts->resume, first + 1, start_epoch);
-            s = dc_summary_restore(&job->summary, first);
-        }
-    } else if (s == DC_OK && opts->init) {
+    if (s == DC_OK && opts->resume)
+        s = dc_job_resume(job, &first, &start_epoch);
+    else if (s == DC_OK && opts->init) {
         struct dc_run_state st;
         if (dc_interop_format_of(opts->init) != DC_INTEROP_NONE) /* .npz or .safetensors */
-            s = dc_interop_load(opts->init, job->net);
+            s = dc_interop_load(opts->init, job->net, job->cfg.init_map);
         else
             s = dc_checkpoint_load(opts->init, job->net, &st);
         if (s == DC_OK)
@@ -195,9 +220,7 @@ enum dc_status dc_job_run(const struct dc_job_opts *opts)
     if (s == DC_OK && opts->sensitivity)
         s = dc_job_sensitivity(job);
     else if (s == DC_OK) {
-        s = dc_summary_write(&job->summary);
-        if (s == DC_OK)
-            s = dc_job_run_stages(job, first, start_epoch);
+        s = dc_job_run_stages(job, first, start_epoch);
         if (s == DC_OK)
             dc_info("done: %s/summary.json", job->out_dir);
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/killpoint.h"
 #include "dc/log.h"
 #include "dc/modelfile.h"
 #include "dc/prune.h"
@@ -39,12 +40,18 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
         DC_TRY(dc_prune_round(job->net, c, st->round, c->prune_rounds, &ps));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
-        acc_pruned = ev.accuracy;
+        acc_pruned = job->stage_figure = ev.accuracy;
+        dc_killpoint("pruned");
         dc_info("%s: kept %zu of %zu weights (%.2f%%), test accuracy right after pruning %.2f%%", st->name,
                 ps.kept, ps.total, 100.0 * (double)ps.kept / (double)ps.total, 100 * ev.accuracy);
         DC_TRY(dc_job_checkpoint(job, job->stage_index, 0));
     } else {
         DC_TRY(dc_prune_collect(job->net, &ps));
+        /* the round's settings follow from the schedule; the thresholds are not reported */
+        for (int i = 0, j = 0; i < job->net->nparams && j < ps.n; i++)
+            if (job->net->params[i]->prunable)
+                ps.p[j++].setting = dc_prune_schedule(c, job->net->params[i], st->round, c->prune_rounds);
+        acc_pruned = job->stage_figure; /* from the checkpoint */
     }
     struct dc_phase ph = {.stage = st->name, .epochs = c->retrain_epochs, .lr = c->retrain_lr,
                           .schedule = DC_LR_COSINE};
@@ -69,9 +76,13 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
         DC_TRY(dc_quantize_net(net, c));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(net, &job->dd, &ev));
-        acc_q = ev.accuracy;
+        acc_q = job->stage_figure = ev.accuracy;
+        dc_killpoint("clustered");
         dc_info("quantize: test accuracy with shared weights, before fine-tuning %.2f%%", 100 * ev.accuracy);
+        DC_TRY(dc_job_weights_write(job, "clustered"));
         DC_TRY(dc_job_checkpoint(job, job->stage_index, 0));
+    } else {
+        acc_q = job->stage_figure; /* from the checkpoint */
     }
     struct dc_phase ph = {.stage = "finetune", .epochs = c->finetune_epochs, .lr = c->finetune_lr,
                           .schedule = DC_LR_CONST};

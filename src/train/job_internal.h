@@ -31,6 +31,7 @@ struct dc_job {
     int nstages;
     struct dc_stage stages[DC_JOB_MAX_STAGES];
     int stage_index;  /* the stage running now (for checkpoints) */
+    double stage_figure; /* its setup figure (accuracy after pruning or clustering); -1: none */
 };
 
 /* Train a phase with metrics rows and checkpoints; `start_epoch` > 0 resumes. */
@@ -38,11 +39,21 @@ enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int s
 /* Checkpoint: the run continues at (stage_index, epoch); epoch -1 = stage not started. */
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch);
 
+/* --resume: load the checkpoint, restore the stage records, trim metrics.csv
+ * to the checkpoint's epoch; where to continue goes to *first, *start_epoch. */
+enum dc_status dc_job_resume(struct dc_job *job, int *first, int *start_epoch);
+
 /* Compression stages (job_compress.c). start_epoch < 0: a fresh stage (do its
  * setup: prune, cluster); >= 0: resumed after that many retraining epochs. */
 enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st, int start_epoch, char *rec, size_t len);
 enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *rec, size_t len);
 enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len);
+/* Weight-distribution snapshots for plots (job_weights.c): DIR/weights_<label>.csv.
+ * begin: on a fresh run, drop stale snapshots and take "init" when no train
+ * stage runs; stage: after each stage, and refresh summary.json's list. */
+enum dc_status dc_job_weights_write(struct dc_job *job, const char *label);
+enum dc_status dc_job_weights_begin(struct dc_job *job, int first, int start_epoch);
+enum dc_status dc_job_weights_stage(struct dc_job *job, const struct dc_stage *st);
 /* Per-layer pruning sensitivity scan (job_sensitivity.c). */
 enum dc_status dc_job_sensitivity(struct dc_job *job);
 

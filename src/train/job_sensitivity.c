@@ -1,6 +1,7 @@
 /* job_sensitivity.c: the per-layer pruning sensitivity scan (Han et al. 2015,
  * Figure 6): prune one layer at a time to each of a range of sparsities,
  * evaluate, restore, so a user can choose per-layer thresholds. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ enum dc_status dc_job_sensitivity(struct dc_job *job)
     snprintf(path, sizeof path, "%s/sensitivity.csv", job->out_dir);
     FILE *csv = fopen(path, "w");
     if (!csv)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create", path);
+        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     fprintf(csv, "param,sparsity,test_accuracy\n");
     printf("pruning sensitivity: test accuracy (%%) with one layer pruned, the rest untouched (baseline %.2f%%)\n",
            100 * base.accuracy);
@@ -71,7 +72,11 @@ enum dc_status dc_job_sensitivity(struct dc_job *job)
         be->ops.release(be, scratch);
         free(saved);
     }
-    fclose(csv);
+    int bad = ferror(csv) != 0, err = errno; /* the rows went out unchecked: one check for all */
+    if (fclose(csv) != 0 && !bad)
+        bad = 1, err = errno;
+    if (s == DC_OK && bad)
+        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(err));
     if (s == DC_OK)
         dc_info("wrote %s", path);
     return s;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/atomic_file.h"
+
 const char *dc_json_str(char *buf, size_t len, const char *s)
 {
     size_t o = 0;
@@ -42,21 +44,12 @@ enum dc_status dc_summary_add_stage(struct dc_summary *sm, const char *json_obje
 
 static enum dc_status dc_write_atomic(const char *path, const char *text)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0)
-        return DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return DC_OK;
+    return dc_file_write_atomic(path, text, strlen(text));
 }
 
 enum dc_status dc_summary_write(const struct dc_summary *sm)
 {
-    size_t cap = 4096;
+    size_t cap = 4096 + sizeof sm->weights_csv;
     for (int i = 0; i < sm->nstages; i++)
         cap += strlen(sm->stages[i]) + 8;
     char *text = malloc(cap), *lines = malloc(cap);
@@ -76,9 +69,15 @@ enum dc_status dc_summary_write(const struct dc_summary *sm)
     lines[0] = '\0';
     for (int i = 0; i < sm->nstages; i++) {
         o += (size_t)snprintf(text + o, cap - o, "%s\n    %s", i ? "," : "", sm->stages[i]);
+        size_t at = lo;
         lo += (size_t)snprintf(lines + lo, cap - lo, "%s\n", sm->stages[i]);
+        /* one record a line: its own line breaks (the encode record's layer list) become
+         * tabs, JSON whitespace too; a record has no raw tab, so the restore is exact */
+        for (char *p = lines + at; p + 1 < lines + lo; p++)
+            if (*p == '\n')
+                *p = '\t';
     }
-    snprintf(text + o, cap - o, "\n  ]\n}\n");
+    snprintf(text + o, cap - o, "\n  ],\n  \"weights_csv\": [%s]\n}\n", sm->weights_csv);
     char p1[600], p2[600];
     snprintf(p1, sizeof p1, "%s/summary.json", sm->out_dir);
     snprintf(p2, sizeof p2, "%s/stages.jsonl", sm->out_dir);
@@ -104,6 +103,9 @@ enum dc_status dc_summary_restore(struct dc_summary *sm, int keep)
     while (s == DC_OK && sm->nstages < keep && (n = getline(&line, &cap, f)) > 0) {
         if (line[n - 1] == '\n')
             line[n - 1] = '\0';
+        for (char *p = line; *p; p++) /* the record's own line breaks (see dc_summary_write) */
+            if (*p == '\t')
+                *p = '\n';
         s = dc_summary_add_stage(sm, line);
     }
     free(line);
@@ -125,9 +127,13 @@ enum dc_status dc_metrics_open(const char *out_dir, int append, FILE **f)
     *f = fopen(path, append ? "a" : "w");
     if (!*f)
         return DC_ERROR(DC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!append)
-        fputs("stage,epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n", *f);
-    fflush(*f);
+    if ((!append && fputs("stage,epoch,lr,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n", *f) < 0) ||
+        fflush(*f) != 0) {
+        int err = errno;
+        fclose(*f);
+        *f = NULL;
+        return DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    }
     return DC_OK;
 }
 
@@ -135,7 +141,8 @@ enum dc_status dc_metrics_row(FILE *f, const struct dc_epoch_report *r)
 {
     fprintf(f, "%s,%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f\n", r->stage, r->epoch, (double)r->lr, r->train_loss,
             r->train_accuracy, r->test_loss, r->test_accuracy, r->seconds);
-    if (fflush(f) != 0)
-        return DC_ERROR(DC_ERR_IO, "metrics.csv: write failed");
+    if (ferror(f) || fflush(f) != 0)
+        return DC_ERROR(DC_ERR_IO, "metrics.csv: write failed: %s (the rows before it and the checkpoints are "
+                        "intact)", strerror(errno));
     return DC_OK;
 }

@@ -14,6 +14,7 @@ struct dc_summary {
     size_t params;
     int nstages;
     char *stages[DC_JOB_MAX_STAGES]; /* JSON object text of each finished stage */
+    char weights_csv[2048];          /* JSON list items: the weights_<stage>.csv present */
 };
 
 /* A JSON string literal of s (escaped) into buf. */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/killpoint.h"
 #include "dc/log.h"
 #include "dc/rng.h"
 #include "dc/train.h"
@@ -140,6 +141,12 @@ static void dc_graphs_init(struct dc_graphs *gs, const struct dc_net *net, const
                     "freeze; running steps eagerly");
         return;
     }
+    if (cfg->clip_norm > 0) {
+        if (asked)
+            dc_warn("cuda_graph = on: clip_norm reads the gradient norm on the host every step, which a graph "
+                    "cannot; running steps eagerly");
+        return;
+    }
     gs->on = 1;
 }
 
@@ -166,13 +173,61 @@ static struct dc_step_graph *dc_graphs_slot(struct dc_graphs *gs, int n)
     return NULL; /* a third size: cannot happen in an epoch; run it eagerly */
 }
 
+/* [train] clip_norm: scale every gradient by clip / ||g|| when the global
+ * norm ||g|| (all trainable parameters, pruned positions left out: their
+ * gradients are never applied) is above clip, as PyTorch's
+ * clip_grad_norm_.  Reads the norm on the host, so a clipped step is never
+ * recorded in a graph. */
+static enum dc_status dc_clip_grads(struct dc_net *net, float clip)
+{
+    struct dc_backend *be = net->be;
+    double sumsq = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        double mom[3];
+        if (!p->trainable)
+            continue;
+        if (p->mask)
+            DC_TRY(be->ops.mul(be, dc_param_count(p), p->g.data, p->mask, p->g.data));
+        DC_TRY(be->ops.moments(be, dc_param_count(p), p->g.data, mom));
+        sumsq += mom[1];
+    }
+    double norm = sqrt(sumsq);
+    if (!(norm > clip)) /* also NaN: the loss check names that */
+        return DC_OK;
+    float scale = (float)(clip / norm);
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        if (p->trainable)
+            DC_TRY(be->ops.axpby(be, dc_param_count(p), scale, p->g.data, 0.0f, p->g.data));
+    }
+    return DC_OK;
+}
+
 /* The part of a step that is the same launch sequence every step. */
 static enum dc_status dc_step_ops(struct dc_net *net, const struct dc_config *cfg, int n, const struct dc_pass *pass)
 {
     DC_TRY(dc_net_forward(net, n, pass));
     DC_TRY(dc_net_loss(net, n));
     DC_TRY(dc_net_backward(net, n));
+    if (cfg->clip_norm > 0)
+        DC_TRY(dc_clip_grads(net, cfg->clip_norm));
     return dc_net_update_apply(net, cfg->momentum, cfg->weight_decay, cfg->nesterov);
+}
+
+/* The first parameter holding a NaN or an infinity, or NULL.  A step can
+ * leave such values while the loss it reported was finite (the update comes
+ * after the loss), and a checkpoint must not keep them. */
+static enum dc_status dc_nonfinite_param(struct dc_net *net, const char **name)
+{
+    *name = NULL;
+    for (int i = 0; i < net->nparams && !*name; i++) {
+        double mom[3];
+        DC_TRY(net->be->ops.moments(net->be, dc_param_count(net->params[i]), net->params[i]->w.data, mom));
+        if (!isfinite(mom[1]))
+            *name = net->params[i]->name;
+    }
+    return DC_OK;
 }
 
 /* Record the step into sg and run it; DC_ERR_UNSUPPORTED (message set) when
@@ -261,16 +316,25 @@ static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *
                              sseed * 3 + 1));
         DC_TRY(dc_net_set_lr(net, lr));
         DC_TRY(dc_train_step(net, cfg, gs, n, &pass));
+        dc_killpoint("step");
         seen += n;
         /* reading the stats synchronises a GPU: only every 50 steps, for the bar */
         if (step % 50 == 49 || step == steps - 1) {
+            const char *bad = NULL;
             DC_TRY(dc_net_stats_read(net, &loss, &correct));
-            if (!isfinite(loss)) {
+            if (isfinite(loss))
+                DC_TRY(dc_nonfinite_param(net, &bad));
+            if (!isfinite(loss) || bad) {
+                char what[96];
+                if (bad)
+                    snprintf(what, sizeof what, "parameter %s holds NaN or infinite values", bad);
+                else
+                    snprintf(what, sizeof what, "the training loss is %s", isnan(loss) ? "NaN" : "infinite");
                 dc_progress_end(&prog, "diverged");
-                return DC_ERROR(DC_ERR_DIVERGED, "stage %s, epoch %d, by step %d of %d: the training loss is %s "
-                                "(lr %.4g); checkpoints of finished epochs are intact: resume from the last one "
-                                "with a smaller learning rate", ph->stage, epoch + 1, step + 1, steps,
-                                isnan(loss) ? "NaN" : "infinite", lr);
+                return DC_ERROR(DC_ERR_DIVERGED, "stage %s, epoch %d, by step %d of %d: %s (lr %.4g); "
+                                "checkpoints of finished epochs are intact: resume from the last one with a "
+                                "smaller learning rate%s", ph->stage, epoch + 1, step + 1, steps, what, lr,
+                                cfg->clip_norm > 0 ? "" : " or [train] clip_norm");
             }
             snprintf(extra, sizeof extra, "loss %.4f acc %.2f%% lr %.4g", loss / seen, 100 * correct / seen, lr);
             dc_progress_update(&prog, (size_t)step + 1, extra);

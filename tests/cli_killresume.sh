@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# cli_killresume.sh BUILD_DIR SOURCE_DIR: a dctrain run killed with SIGKILL
+# at any moment and resumed with --resume ends exactly where a run never
+# interrupted ends (issue 9): the same model.dcm and final checkpoint.bin
+# byte for byte, the same summary.json, stages.jsonl and metrics.csv apart
+# from the seconds, and no temporary file left.
+#
+# The whole pipeline of configs/lenet300_mnist_dc.ini, made tiny with --set:
+# 256 training images (4 steps an epoch), train 2 epochs, prune 2 rounds of
+# 1 retraining epoch, quantize with 2 fine-tuning epochs, encode.  The kill
+# points are DC_KILL_AT=EVENT:N (dc/killpoint.h): SIGKILL at the N-th EVENT,
+# so each kill lands at the same place every time.  Events: step (after a
+# training step's update), epoch (after its metrics.csv row, before its
+# checkpoint), stage (a stage starts), pruned / clustered (a prune round or
+# the k-means done, before their checkpoint), write-F (after a chunk of F's
+# temporary file is written), commit-F (F.tmp complete and fsync'd, not yet
+# renamed), renamed-F (F in place).  The run writes 14 checkpoints: train
+# epochs 1, 2, end; prune-1 set-up, epoch 1, end; prune-2 the same;
+# quantize set-up, fine-tune epochs 1, 2, end; encode end.
+# A run killed before its first checkpoint starts again from scratch (there
+# is nothing to resume); every other one resumes from checkpoint.bin.
+# Exit 0 pass, 1 fail, 77 no MNIST.
+set -u
+. "$(dirname "$0")/check_cli.sh"
+cli_setup cli_killresume "${1:?usage: cli_killresume.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_killresume.sh BUILD_DIR SOURCE_DIR}" dctrain
+
+# Raw IDX files: a run then reads 47 MB instead of inflating 10 MB, 50 times.
+mkdir mnist
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    if [ -e "$MNIST/$f" ]; then ln -s "$MNIST/$f" mnist/$f; else gzip -dc "$MNIST/$f.gz" >mnist/$f; fi
+done
+CFG=$S/configs/lenet300_mnist_dc.ini
+SETS=(--set data.dir="$T/mnist" --set data.train_limit=256 --set data.test_limit=100 --set train.threads=1
+      --set train.epochs=2 --set prune.rounds=2 --set prune.retrain_epochs=1 --set quantize.finetune_epochs=2
+      --set quantize.iterations=5 --set fc1.outputs=100 --set fc2.outputs=50)
+dct() { "$B/dctrain" "$CFG" "${SETS[@]}" --device cpu --quiet "$@"; }
+
+# The figures of the run in DIR without its timings and its folder's name.
+normalise() {
+    local f
+    for f in summary.json stages.jsonl; do
+        sed -E -e 's/"seconds": [0-9.e+-]+/"seconds": S/g' -e "s|\"$1/|\"RUN/|g" "$1/$f" >"$1/${f%.*}.norm"
+    done
+    sed -E 's/,[^,]*$//' "$1/metrics.csv" >"$1/metrics.norm"
+}
+
+run 0 reference dct --out ref || { echo "cli_killresume: the uninterrupted run failed"; exit 1; }
+normalise ref
+[ -s ref/model.dcm ] && [ -s ref/checkpoint.bin ] || { fail "reference: no model.dcm or checkpoint.bin"; exit 1; }
+[ "$(wc -l <ref/metrics.csv)" = 7 ] || fail "reference: metrics.csv has $(wc -l <ref/metrics.csv) lines, expected 7"
+
+# same_as_ref NAME DIR: the finished run in DIR equals the reference.
+same_as_ref() {
+    local f
+    normalise "$2"
+    for f in model.dcm checkpoint.bin summary.norm stages.norm metrics.norm; do
+        cmp -s "ref/$f" "$2/$f" || fail "$1: $f differs from the uninterrupted run's"
+    done
+    ! ls "$2"/*.tmp >/dev/null 2>&1 || fail "$1: temporary files left: $(ls "$2"/*.tmp)"
+}
+
+# killed NAME CMD...: CMD must die by the kill (exit 137) with nothing on
+# stderr before it but the shell's own "Killed" notice.
+killed() {
+    local name=$1
+    shift
+    "$@" >out 2>err
+    RC=$?
+    [ "$RC" = 137 ] || { fail "$name: exit $RC, expected 137 (SIGKILL at DC_KILL_AT): $(head -c 300 err)"; return 1; }
+    ! grep -v 'Killed' err | grep -q . || { fail "$name: stderr before the kill: $(head -c 300 err)"; return 1; }
+}
+
+# resume NAME DIR [DC_KILL_AT]: continue the run in DIR (from scratch when it
+# wrote no checkpoint), optionally killed again.
+resume() {
+    local how=(run 0)
+    [ -z "${3:-}" ] || how=(killed)
+    if [ -e "$2/checkpoint.bin" ]; then
+        DC_KILL_AT=${3:-} "${how[@]}" "$1: resume" dct --out "$2" --resume "$2/checkpoint.bin"
+    else
+        DC_KILL_AT=${3:-} "${how[@]}" "$1: restart" dct --out "$2"
+    fi
+}
+
+# kill_at EVENT:N [TMP]: kill there, resume, compare; TMP: a temporary file
+# the kill must leave behind (a write interrupted mid-way), which shows the
+# kill landed inside that write and that the resume coped with it.
+kill_at() {
+    local dir=k_${1//[^a-z0-9]/_}
+    DC_KILL_AT=$1 killed "$1" dct --out "$dir" || return
+    [ -z "${2:-}" ] || [ -e "$dir/$2" ] || fail "$1: no $2 after the kill"
+    resume "$1" "$dir" && same_as_ref "$1" "$dir"
+    rm -rf "$dir"
+}
+
+POINTS=(
+    step:3                      # train, epoch 1, before any checkpoint: starts again
+    write-checkpoint.bin:9      # inside the first checkpoint's write: starts again
+    epoch:1                     # train epoch 1's metrics row written, its checkpoint not
+    step:7                      # train, epoch 2
+    commit-checkpoint.bin:2     # train epoch 2's checkpoint complete in .tmp, not renamed
+    renamed-checkpoint.bin:3    # the end-of-train checkpoint just in place
+    commit-summary.json:2       # the train record written to summary.json.tmp
+    commit-stages.jsonl:2       # summary.json has the train record, stages.jsonl not yet
+    stage:2                     # prune-1 starts
+    pruned:1                    # prune-1 masks made, before their checkpoint
+    write-checkpoint.bin:170    # inside prune-1's set-up checkpoint (masks)
+    step:10                     # prune-1 retraining
+    epoch:3                     # prune-1 epoch row written, checkpoint not
+    pruned:2                    # prune-2 masks made
+    step:15                     # prune-2 retraining
+    stage:4                     # quantize starts
+    clustered:1                 # k-means done, before its checkpoint
+    commit-checkpoint.bin:10    # quantize set-up checkpoint (codebooks) in .tmp
+    step:19                     # fine-tune epoch 1
+    epoch:5                     # fine-tune epoch 1 row written, checkpoint not
+    step:24                     # fine-tune epoch 2, its last step
+    stage:5                     # encode starts
+    write-model.dcm:1           # model.dcm.tmp written, not synced
+    commit-model.dcm:1          # model.dcm.tmp complete, not renamed
+    renamed-model.dcm:1         # model.dcm in place, decoded check and records to come
+    commit-summary.json:6       # the encode record in summary.json.tmp
+    renamed-checkpoint.bin:14   # the last checkpoint written: a resume has nothing to do
+)
+for p in "${POINTS[@]}"; do
+    case $p in
+    write-checkpoint.bin:* | commit-checkpoint.bin:*) kill_at "$p" checkpoint.bin.tmp ;;
+    write-model.dcm:* | commit-model.dcm:*) kill_at "$p" model.dcm.tmp ;;
+    *) kill_at "$p" ;;
+    esac
+done
+
+# Killed twice: in prune-1, then the resumed run inside a checkpoint write.
+DC_KILL_AT=step:10 killed twice dct --out k_twice &&
+    resume twice k_twice write-checkpoint.bin:100 && resume twice k_twice && same_as_ref twice k_twice
+
+echo "cli_killresume: $(( ${#POINTS[@]} + 1 )) kill points"
+cli_finish cli_killresume
