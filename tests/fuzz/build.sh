@@ -9,7 +9,7 @@ root="$(cd "$here/../.." && pwd)"
 out="$here/build"
 CC="${CC:-clang}"
 JOBS="${JOBS:-2}"
-TARGETS="config mnist cifar checkpoint modelfile"
+TARGETS="config mnist cifar checkpoint modelfile interop"
 
 if ! "$CC" --version >/dev/null 2>&1; then
   echo "build.sh: $CC not found; install clang (Debian: apt-get install clang) or set CC" >&2
@@ -17,10 +17,12 @@ if ! "$CC" --version >/dev/null 2>&1; then
 fi
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=c11 -O1 -g -fno-omit-frame-pointer $SAN -Wall -Wextra -Wno-psabi -I$root/include -I$root/src -I$root/cuda"
+# the containers of src/interop: libzip (.npz) and libcjson (.safetensors), as the main build finds them
+CFLAGS="$CFLAGS -DDC_HAVE_LIBZIP -DDC_HAVE_CJSON"
 mkdir -p "$out/obj"
 
 # the library: every folder of src/ but tools, and the no-CUDA stub
-srcs=$(ls "$root"/src/{core,config,data,nn,train,compress,infer,cpu}/*.c "$root/cuda/cuda_absent.c")
+srcs=$(ls "$root"/src/{core,config,data,nn,train,compress,infer,cpu,interop}/*.c "$root/cuda/cuda_absent.c")
 compile() { # src -> obj, rebuilt when the source or a header is newer
   local src="$1" obj="$out/obj/$(basename "${1%.c}").o"
   if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ -n "$(find "$root/include" "$root/src" -name '*.h' -newer "$obj" -print -quit)" ]; then
@@ -34,6 +36,6 @@ ar rcs "$out/libdc_fuzz.a" $(for s in $srcs; do echo "$out/obj/$(basename "${s%.
 
 for t in $TARGETS; do
   $CC $CFLAGS -Werror -fsanitize=fuzzer "$here/fuzz_$t.c" "$here/fuzz_util.c" "$out/libdc_fuzz.a" \
-    -lz -lm -o "$out/fuzz_$t"
+    -lzip -lcjson -lz -lm -o "$out/fuzz_$t"
 done
 echo "build.sh: built $(for t in $TARGETS; do printf 'fuzz_%s ' "$t"; done)in $out"

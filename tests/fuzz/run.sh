@@ -11,7 +11,7 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 secs="${1:?usage: run.sh SECONDS [TARGET...]}"
 shift
-targets="${*:-config mnist cifar checkpoint modelfile}"
+targets="${*:-config mnist cifar checkpoint modelfile interop}"
 out="$here/build"
 
 bash "$here/build.sh" >"$out.log" 2>&1 || { cat "$out.log" >&2; echo "run.sh: build failed" >&2; exit 1; }
