@@ -21,7 +21,7 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $cpu, $(nproc) cores; threads used: $threads"
-  echo "- peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)') (Debian python3-torch), data pre-normalised in memory"
+  echo "- peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)') (Debian python3-torch); LeNets: bench/peer_torch_train.py, data pre-normalised in memory; squeezevgg: bench/peer_torch_squeeze.py on the first $sq_limit CIFAR-10 images, crop + flip + normalise per batch on both sides"
   echo "- command: bench/train_cpu.sh $build $threads $epochs (best of $epochs epochs each, training steps only)"
   echo
   echo "| model | batch | ours s/epoch | PyTorch s/epoch | ours img/s | PyTorch img/s | speed ratio (ours/PyTorch) |"
