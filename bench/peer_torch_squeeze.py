@@ -13,6 +13,10 @@ and as the speed peer (--epochs 1 --limit N for timing only).
   peer_torch_squeeze.py --model squeezevgg|lenet5fire --data DIR [--epochs E]
       [--batch B] [--lr LR] [--threads T] [--limit N] [--seed S] [--out FILE.json]
       [--checkpoint FILE]   (saved after every epoch; an existing one is resumed)
+  peer_torch_squeeze.py --config CONFIG.ini --data DIR ...
+      (the network and recipe read from one of our configs: [conv] [fire]
+       [batchnorm] [maxpool] [avgpool] [fc] [dropout] layers, [train] epochs,
+       batch, lr, weight_decay, schedule; [data] set)
 """
 import argparse, json, math, os, sys, time
 
@@ -52,6 +56,68 @@ def lenet5fire():
         nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
         Fire(16, 16, 32, 32), nn.MaxPool2d(2), Fire(64, 16, 32, 32), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(576, 10))
+
+
+def read_ini(path):
+    """our INI (src/config/ini.c): repeated [layer] sections kept in order"""
+    secs = []
+    for n, line in enumerate(open(path), 1):
+        line = line.split("#")[0].split(";")[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            secs.append((line.strip("[]").strip(), {}))
+        elif "=" in line and secs:
+            k, v = line.split("=", 1)
+            secs[-1][1][k.strip()] = v.strip()
+        else:
+            sys.exit(f"{path}:{n}: cannot read '{line}'")
+    return secs
+
+
+def net_from_ini(secs, channels, size):
+    """the layer sections of one of our configs as a torch module (same defaults as config_net.c)"""
+    mods, c, hw = [], channels, size
+    for name, kv in secs:
+        if name in ("data", "train", "prune", "quantize", "encode", "init"):
+            continue
+        if name == "conv":
+            k, r = int(kv["filters"]), int(kv.get("size", 3))
+            pad, stride = int(kv.get("pad", r // 2)), int(kv.get("stride", 1))
+            bn = kv.get("batch_normalize", "0") == "1"
+            mods.append(nn.Conv2d(c, k, r, stride=stride, padding=pad, bias=not bn))
+            if bn:
+                mods.append(nn.BatchNorm2d(k))
+            if kv.get("activation", "relu") == "relu":
+                mods.append(nn.ReLU())
+            c, hw = k, (hw + 2 * pad - r) // stride + 1
+        elif name == "fire":
+            e1, e3 = int(kv["expand1x1"]), int(kv["expand3x3"])
+            mods.append(Fire(c, int(kv["squeeze"]), e1, e3))
+            c = e1 + e3
+        elif name == "batchnorm":
+            mods.append(nn.BatchNorm2d(c))
+        elif name == "maxpool":
+            r = int(kv.get("size", 2))
+            stride = int(kv.get("stride", r))
+            mods.append(nn.MaxPool2d(r, stride))
+            hw = (hw - r) // stride + 1
+        elif name == "avgpool":
+            mods.append(nn.AdaptiveAvgPool2d(1))
+            hw = 1
+        elif name == "dropout":
+            mods.append(nn.Dropout(float(kv.get("probability", kv.get("rate", 0.5)))))
+        elif name == "fc":
+            if not any(isinstance(m, nn.Flatten) for m in mods):
+                mods.append(nn.Flatten())
+            k = int(kv["outputs"])
+            mods.append(nn.Linear(c * hw * hw, k))
+            if kv.get("activation", "linear") == "relu":
+                mods.append(nn.ReLU())
+            c, hw = k, 1
+        else:
+            sys.exit(f"peer: layer [{name}] is not supported here")
+    return nn.Sequential(*mods)
 
 
 def load_mnist(d, split):
@@ -113,9 +179,10 @@ def evaluate(model, x, y, mean, std, batch=500):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=["squeezevgg", "lenet5fire"], required=True)
+    ap.add_argument("--model", choices=["squeezevgg", "lenet5fire"])
+    ap.add_argument("--config", help="build the network and recipe from this config instead of --model")
     ap.add_argument("--data", required=True)
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=0, help="default: the config's, else 15")
     ap.add_argument("--batch", type=int, default=0, help="default: the config's (128 / 64)")
     ap.add_argument("--lr", type=float, default=0.0, help="default: the config's (0.1 / 0.05)")
     ap.add_argument("--threads", type=int, default=2)
@@ -128,11 +195,18 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    cifar = a.model == "squeezevgg"
+    if not a.model and not a.config:
+        sys.exit("peer: give --model or --config")
+    secs = read_ini(a.config) if a.config else []
+    cfg = {name: kv for name, kv in secs if name in ("data", "train")}
+    tr = cfg.get("train", {})
+    cifar = cfg["data"]["set"] == "cifar10" if a.config else a.model == "squeezevgg"
     load = load_cifar if cifar else load_mnist
-    batch = a.batch or (128 if cifar else 64)
-    base = a.lr or (0.1 if cifar else 0.05)
-    kind = "onecycle" if cifar else "cosine"
+    batch = a.batch or int(tr.get("batch", 128 if cifar else 64))
+    base = a.lr or float(tr.get("lr", 0.1 if cifar else 0.05))
+    kind = tr.get("schedule", "onecycle" if cifar else "cosine")
+    wd = float(tr.get("weight_decay", 5e-4 if cifar else 1e-4))
+    a.epochs = a.epochs or int(tr.get("epochs", 15))
     xtr, ytr, mean, std = load(a.data, "train")
     xte, yte, _, _ = load(a.data, "test")
     if a.limit:
@@ -140,14 +214,17 @@ def main():
     xtr, ytr = torch.from_numpy(np.array(xtr)), torch.from_numpy(np.array(ytr))
     xte, yte = torch.from_numpy(np.array(xte)), torch.from_numpy(np.array(yte))
     mean, std = torch.from_numpy(mean), torch.from_numpy(std)
-    model = squeezevgg() if cifar else lenet5fire()
+    if a.config:
+        model = net_from_ini(secs, 3 if cifar else 1, 32 if cifar else 28)
+    else:
+        model = squeezevgg() if cifar else lenet5fire()
     nparams = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.SGD(model.parameters(), lr=base, momentum=0.9, weight_decay=5e-4 if cifar else 1e-4,
+    opt = torch.optim.SGD(model.parameters(), lr=base, momentum=0.9, weight_decay=wd,
                           nesterov=True)
     lossf = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(a.seed)
     steps = (len(ytr) + batch - 1) // batch
-    record = {"impl": f"pytorch {torch.__version__}", "model": a.model, "threads": a.threads, "batch": batch,
+    record = {"impl": f"pytorch {torch.__version__}", "model": a.config or a.model, "threads": a.threads, "batch": batch,
               "parameters": nparams, "images": len(ytr), "epochs": []}
     first = 0
     if a.checkpoint and os.path.exists(a.checkpoint):
