@@ -25,8 +25,10 @@ cli_setup() {
 
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 
-# small_job_ini: a small valid dctrain job on MNIST (500 images, one epoch,
-# 784-30-10) on stdout; tests count on its line numbers.
+# small_job_ini [LINE...]: a small valid dctrain job on MNIST (500 images,
+# one epoch, 784-30-10, layers fc1 and fc2) on stdout; the LINEs (more
+# sections: [prune], [encode], ...) go between [train] and the layers.
+# Tests count on the line numbers of the job without LINEs.
 small_job_ini() {
     cat <<EOF
 [data]
@@ -40,6 +42,9 @@ epochs = 1
 batch = 64
 threads = 1
 
+EOF
+    [ $# = 0 ] || printf '%s\n' "$@" ""
+    cat <<EOF
 [fc]
 name = fc1
 outputs = 30
@@ -52,8 +57,8 @@ EOF
 }
 
 # run EXPECTED_RC NAME CMD...: runs CMD with stdout/stderr in out/err and
-# checks the exit code and that nothing crashed (exit >= 128 or a sanitizer
-# report).  EXPECTED_RC 1or2 accepts either.
+# checks the exit code and that nothing crashed (exit >= 128, named by its
+# signal, or a sanitizer report).  EXPECTED_RC 1or2 accepts either.
 run() {
     local want=$1 name=$2
     shift 2
@@ -61,7 +66,9 @@ run() {
     RC=$?
     [ -z "${CLI_VERBOSE:-}" ] || { echo "== $name (exit $RC)"; cat err; }
     if [ "$RC" -ge 128 ] || grep -Eq 'Segmentation|Aborted|Sanitizer|runtime error|core dumped' err; then
-        fail "$name: crashed (exit $RC): $(head -c 400 err)"
+        local sig=""
+        [ "$RC" -le 128 ] || sig=", killed by SIG$(kill -l $((RC - 128)) 2>/dev/null)"
+        fail "$name: crashed (exit $RC$sig): $(head -c 400 err)"
         return 1
     fi
     if [ "$want" = 1or2 ]; then

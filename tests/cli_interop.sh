@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cli_interop.sh BUILD_DIR SOURCE_DIR: dcexport and dctrain --init with .npz and
-# .safetensors.  dctrain makes a tiny compressed model (two fc layers, 1,000
-# images, one epoch per stage); dcexport writes it to both containers; dctrain
-# --init imports each into a dense network with only the encode stage, which
-# must reach exactly the decoded accuracy of the original file.  Usage errors
+# .safetensors.  dctrain makes a tiny compressed model (check_cli.sh's small
+# job: two fc layers, 500 images, one epoch per stage); dcexport writes it
+# to both containers; dctrain --init imports each into a dense network with
+# only the encode stage, which must reach exactly the decoded accuracy of
+# the original file.  Usage errors
 # exit 2, damaged or mismatched files exit 1 with one line naming the file.
 # With numpy (/usr/bin/python3): the arrays of the .npz equal those of the
 # .safetensors, masks are 0/1 and codebook[codes] gives the kept weights.
@@ -14,68 +15,16 @@ set -u
 . "$(dirname "$0")/check_cli.sh"
 cli_setup cli_interop "${1:?usage: cli_interop.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_interop.sh BUILD_DIR SOURCE_DIR}" dctrain dcexport dceval
 
-net() {
-    cat <<EOF
-[fc]
-outputs = $1
-activation = relu
+# the small job compressed; and the same network, encode only: what --init imports into
+small_job_ini "[prune]" "method = sparsity" "sparsity_fc = 0.8" "rounds = 1" "retrain_epochs = 1" \
+    "retrain_lr = 0.01" "" "[quantize]" "bits_fc = 4" "finetune_epochs = 1" "" "[encode]" "file = tiny.dcm" >tiny.ini
+small_job_ini "[encode]" "file = back.dcm" >import.ini
+sed 's/^outputs = 30$/outputs = 20/' import.ini >narrow.ini
+# dctrain on the CPU (the small job leaves the device to auto): the decoded
+# accuracies compared below all come from one backend
+dct() { "$B/dctrain" --device cpu "$@"; }
 
-[fc]
-outputs = 10
-EOF
-}
-cat >tiny.ini <<EOF
-[data]
-set = mnist
-dir = $MNIST
-train_limit = 1000
-
-[train]
-device = cpu
-epochs = 1
-batch = 50
-lr = 0.05
-threads = 1
-
-[prune]
-method = sparsity
-sparsity_fc = 0.8
-rounds = 1
-retrain_epochs = 1
-retrain_lr = 0.01
-
-[quantize]
-bits_fc = 4
-finetune_epochs = 1
-
-[encode]
-file = tiny.dcm
-
-$(net 30)
-EOF
-# the same network, encode only: what --init imports into
-import_ini() {
-    cat <<EOF
-[data]
-set = mnist
-dir = $MNIST
-train_limit = 1000
-
-[train]
-device = cpu
-epochs = 1
-threads = 1
-
-[encode]
-file = back.dcm
-
-$(net "$1")
-EOF
-}
-import_ini 30 >import.ini
-import_ini 20 >narrow.ini
-
-run 0 dctrain "$B/dctrain" tiny.ini --out run --quiet || { echo "cli_interop: no model to test"; exit 1; }
+run 0 dctrain dct tiny.ini --out run --quiet || { echo "cli_interop: no model to test"; exit 1; }
 M=run/tiny.dcm
 for ext in npz safetensors; do
     if ! "$B/dcexport" "$M" "probe.$ext" 2>err && grep -q "built without" err; then
@@ -101,7 +50,7 @@ run 1 cut_dcm "$B/dcexport" cut.dcm a.npz && one_line cut_dcm "^dcexport: cut\.d
 for ext in npz safetensors; do
     run 0 "export $ext" "$B/dcexport" "$M" "m.$ext"
     [ -s "m.$ext" ] || fail "dcexport wrote no m.$ext"
-    run 0 "init $ext" "$B/dctrain" import.ini --init "m.$ext" --out "back_$ext" --quiet
+    run 0 "init $ext" dct import.ini --init "m.$ext" --out "back_$ext" --quiet
     GOT=$(sed -n 's/.*"stage": "encode".*"test_accuracy": \([0-9.]*\),.*/\1/p' "back_$ext/summary.json" 2>/dev/null)
     [ -n "$WANT" ] && [ "$GOT" = "$WANT" ] ||
         fail "dctrain --init m.$ext: decoded accuracy '$GOT', the exported model had '$WANT'"
@@ -109,26 +58,26 @@ for ext in npz safetensors; do
     SIZE=$(wc -c <"m.$ext")
     for cut in 0 5 8 40 $((SIZE / 2)) $((SIZE - 1)); do
         head -c "$cut" "m.$ext" >"bad.$ext"
-        run 1 "init $ext cut to $cut" "$B/dctrain" import.ini --init "bad.$ext" --out bad_run --quiet &&
+        run 1 "init $ext cut to $cut" dct import.ini --init "bad.$ext" --out bad_run --quiet &&
             one_line "init $ext cut to $cut" "^dctrain: bad\.$ext: "
     done
-    run 1 "init $ext narrow" "$B/dctrain" narrow.ini --init "m.$ext" --out bad_run --quiet &&
+    run 1 "init $ext narrow" dct narrow.ini --init "m.$ext" --out bad_run --quiet &&
         one_line "init $ext narrow" "^dctrain: m\.$ext: tensor fc1\.weight has shape \[30, 784\], parameter fc1\.weight expects \[20, 784\]"
 done
 printf '\377\377\377\377\0\0\0\0{}' >huge.safetensors
-run 1 "init header size" "$B/dctrain" import.ini --init huge.safetensors --out bad_run --quiet &&
+run 1 "init header size" dct import.ini --init huge.safetensors --out bad_run --quiet &&
     one_line "init header size" "^dctrain: huge\.safetensors: JSON header size 4294967295 is beyond the file"
-run 1 "init missing" "$B/dctrain" import.ini --init nope.npz --out bad_run --quiet &&
+run 1 "init missing" dct import.ini --init nope.npz --out bad_run --quiet &&
     one_line "init missing" "^dctrain: nope\.npz: "
 
 # ---- --stages: compress an imported model in one command ----
-run 0 "stages help" "$B/dctrain" --help && grep -q -- "--stages LIST" out || fail "dctrain --help: no --stages"
-run 2 "stages bogus" "$B/dctrain" tiny.ini --stages prune,bogus --out bad_run &&
+run 0 "stages help" dct --help && grep -q -- "--stages LIST" out || fail "dctrain --help: no --stages"
+run 2 "stages bogus" dct tiny.ini --stages prune,bogus --out bad_run &&
     one_line "stages bogus" "^dctrain: --stages prune,bogus: unknown stage 'bogus'; use a comma list of train, prune"
-run 2 "stages empty" "$B/dctrain" tiny.ini --stages "" --out bad_run && one_line "stages empty" "unknown stage ''"
-run 2 "stages no section" "$B/dctrain" import.ini --init m.npz --stages quantize --out bad_run --quiet &&
+run 2 "stages empty" dct tiny.ini --stages "" --out bad_run && one_line "stages empty" "unknown stage ''"
+run 2 "stages no section" dct import.ini --init m.npz --stages quantize --out bad_run --quiet &&
     one_line "stages no section" "^dctrain: --stages quantize: import\.ini has no \[quantize\] section"
-run 0 "stages compress" "$B/dctrain" tiny.ini --init m.npz --stages compress --out comp --quiet
+run 0 "stages compress" dct tiny.ini --init m.npz --stages compress --out comp --quiet
 STAGES=$(grep -o '"stage": "[a-z0-9-]*"' comp/summary.json | sed 's/.*: "//; s/"//' | tr '\n' ' ')
 [ "$STAGES" = "prune-1 quantize encode " ] || fail "--init m.npz --stages compress ran: $STAGES"
 for w in init prune-1 clustered quantize; do
@@ -138,7 +87,7 @@ done
 [ ! -e comp/weights_train.csv ] || fail "--stages compress wrote weights_train.csv"
 grep -q '^fc1.weight,centroid,' comp/weights_quantize.csv && grep -q '^fc1.weight,zero,0,0,' comp/weights_prune-1.csv ||
     fail "weights csv rows: $(head -3 comp/weights_quantize.csv)"
-run 0 "stages train" "$B/dctrain" tiny.ini --stages train,encode --out trenc --quiet
+run 0 "stages train" dct tiny.ini --stages train,encode --out trenc --quiet
 STAGES=$(grep -o '"stage": "[a-z0-9-]*"' trenc/summary.json | sed 's/.*: "//; s/"//' | tr '\n' ' ')
 [ "$STAGES" = "train encode " ] || fail "--stages train,encode ran: $STAGES"
 
@@ -149,19 +98,19 @@ import numpy as np
 z = np.load("m.npz")
 np.savez("wrapped.npz", **{"head.extra": np.zeros(3, np.float32), "net.b2": z["fc2.bias"], "net.w2": z["fc2.weight"],
                            "net.b1": z["fc1.bias"], "net.w1": z["fc1.weight"]})' || fail "numpy: savez failed"
-    run 1 "map none" "$B/dctrain" import.ini --init wrapped.npz --out bad_run --quiet &&
+    run 1 "map none" dct import.ini --init wrapped.npz --out bad_run --quiet &&
         one_line "map none" "^dctrain: wrapped\.npz: missing tensor fc1\.weight: .*\[init\] map"
     MAP="init.map=net.w1:fc1.weight, net.b1:fc1.bias, net.w2:fc2.weight, net.b2:fc2.bias, head.extra:-"
-    run 0 "map" "$B/dctrain" import.ini --init wrapped.npz --set "$MAP" --out back_map
+    run 0 "map" dct import.ini --init wrapped.npz --set "$MAP" --out back_map
     grep -q "paired by name after \[init\] map" err && grep -Eq "net\.b2 +\[10\] +-> fc2\.bias" err &&
         grep -Eq "head\.extra +dropped by \[init\] map" err || fail "--init with [init] map: no pairing table: $(head -c 400 err)"
     GOT=$(sed -n 's/.*"stage": "encode".*"test_accuracy": \([0-9.]*\),.*/\1/p' back_map/summary.json 2>/dev/null)
     [ "$GOT" = "$WANT" ] || fail "dctrain --init wrapped.npz with map: decoded accuracy '$GOT', exported '$WANT'"
-    run 2 "map bad entry" "$B/dctrain" import.ini --init wrapped.npz --set "init.map=net.w1" --out bad_run --quiet &&
+    run 2 "map bad entry" dct import.ini --init wrapped.npz --set "init.map=net.w1" --out bad_run --quiet &&
         one_line "map bad entry" "^dctrain: wrapped\.npz: \[init\] map: entry 'net\.w1' is not FILE_NAME:OUR_NAME"
-    run 2 "map bad param" "$B/dctrain" import.ini --init wrapped.npz --set "init.map=net.w1:fc7.weight" --out bad_run --quiet &&
+    run 2 "map bad param" dct import.ini --init wrapped.npz --set "init.map=net.w1:fc7.weight" --out bad_run --quiet &&
         one_line "map bad param" "the network has no parameter 'fc7\.weight'"
-    run 2 "map bad key" "$B/dctrain" import.ini --init wrapped.npz --set "init.mapping=x" --out bad_run --quiet &&
+    run 2 "map bad key" dct import.ini --init wrapped.npz --set "init.mapping=x" --out bad_run --quiet &&
         one_line "map bad key" "init\.mapping=x: unknown key; \[init\] takes map"
 else
     echo "cli_interop: [init] map check skipped (no numpy for /usr/bin/python3)"
@@ -207,7 +156,7 @@ z = np.load("m.npz")
 np.savez_compressed("seq.npz", **{"0.weight": z["fc1.weight"].astype(np.float64), "0.bias": z["fc1.bias"],
                                   "2.weight": z["fc2.weight"], "2.bias": z["fc2.bias"]})' ||
         fail "numpy: savez_compressed failed"
-    run 0 "init seq.npz" "$B/dctrain" import.ini --init seq.npz --out back_seq
+    run 0 "init seq.npz" dct import.ini --init seq.npz --out back_seq
     grep -q "paired by order" err && grep -Eq "2\.bias +\[10\] +-> fc2\.bias" err ||
         fail "dctrain --init seq.npz: no pairing table: $(head -c 300 err)"
     GOT=$(sed -n 's/.*"stage": "encode".*"test_accuracy": \([0-9.]*\),.*/\1/p' back_seq/summary.json 2>/dev/null)

@@ -1,24 +1,22 @@
 #!/usr/bin/env bash
 # cli_io_errors.sh BUILD_DIR SOURCE_DIR: dctrain when its output cannot be
 # written (issue 9): a full disk (a small tmpfs where a user namespace may
-# mount one, and a file-size limit, ulimit -f, everywhere), a read-only run
-# folder, the run folder removed mid-run, and output paths that cannot be
-# created.  Each must stop with exit 1 and one line naming the file and the
-# OS's reason, leave no temporary file, and lose nothing already finished:
-# the last checkpoint intact, and resuming from it ends with the model an
-# uninterrupted run writes, byte for byte.  A few seconds in all.
+# mount one, and a file-size limit, ulimit -f, everywhere, for dctrain and
+# dcexport), a read-only run folder, the run folder removed mid-run, and
+# output paths that cannot be created.  Each must stop with exit 1 and one
+# line naming the file and the OS's reason, leave no temporary file, and lose
+# nothing already finished: the last checkpoint intact, and resuming from it
+# ends with the model an uninterrupted run writes, byte for byte.  A few
+# seconds in all.
 # Exit 0 pass, 1 fail, 77 no MNIST.
 set -u
 . "$(dirname "$0")/check_cli.sh"
-cli_setup cli_io_errors "${1:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" dctrain
+cli_setup cli_io_errors "${1:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" dctrain dcexport
 
 # Train 1 epoch, one prune round, encode: checkpoints of about 190 KB
 # (values and momentum) before pruning and 290 KB after (plus masks).
-small_job_ini >small.ini
-{ sed -n '1,/^threads/p' small.ini
-  printf '\n[prune]\nmethod = sparsity\nsparsity_fc = 0.5\nrounds = 1\nretrain_epochs = 1\nretrain_lr = 0.01\n'
-  printf '\n[encode]\nfile = model.dcm\n\n'
-  sed -n '/^\[fc\]/,$p' small.ini; } >io.ini
+small_job_ini "[prune]" "method = sparsity" "sparsity_fc = 0.5" "rounds = 1" "retrain_epochs = 1" \
+    "retrain_lr = 0.01" "" "[encode]" "file = model.dcm" >io.ini
 Q=(--device cpu --quiet)
 dct() { "$B/dctrain" io.ini "${Q[@]}" "$@"; }
 
@@ -46,10 +44,37 @@ else
 fi
 
 # ---- file-size limit: the checkpoint after pruning is the first file over 240 KB ----
-# SIGXFSZ ignored, as a shell or service manager may leave it, so write() fails with EFBIG
-run 1 file_size_limit bash -c 'trap "" XFSZ; ulimit -f 240; exec "$@"' bash "$B/dctrain" io.ini "${Q[@]}" --out fsize &&
+# SIGXFSZ at its default action, which kills a process passing the limit
+# without a word (exit 153): the tools ignore it themselves, so the write
+# fails with EFBIG and is named.  (env resets a SIGXFSZ this script may have
+# been started with ignored; an env without --default-signal cannot.)
+limited() { # limited KB CMD...: CMD under ulimit -f KB, SIGXFSZ at its default
+    local kb=$1 dflt=()
+    shift
+    ! env --default-signal=XFSZ true 2>/dev/null || dflt=(env --default-signal=XFSZ)
+    bash -c 'ulimit -f "$1"; shift; exec "$@"' bash "$kb" "${dflt[@]}" "$@"
+}
+run 1 file_size_limit limited 240 "$B/dctrain" io.ini "${Q[@]}" --out fsize &&
     one_line file_size_limit "^dctrain: fsize/checkpoint\.bin\.tmp: write failed: File too large; the earlier fsize/checkpoint\.bin, if any, is intact$"
 intact file_size_limit fsize
+
+# dcexport: the dense fc1 alone is 94 KB; a file of the same name written
+# before is left as it was, and no temporary file (ours or libzip's) stays
+export_limit() { # export_limit EXT LINE_REGEX
+    printf 'earlier\n' >"big.$1"
+    if run 1 "export_limit_$1" limited 8 "$B/dcexport" ref/model.dcm "big.$1"; then
+        if grep -q "built without" err; then
+            echo "cli_io_errors: $(cat err): file-size limit on .$1 skipped"
+        else
+            one_line "export_limit_$1" "$2"
+        fi
+    fi
+    [ "$(cat "big.$1")" = earlier ] || fail "export_limit_$1: the earlier big.$1 changed"
+    [ "$(ls big.* | wc -l)" = 1 ] || fail "export_limit_$1: files left: $(ls big.*)"
+    rm -f big.*
+}
+export_limit safetensors "^dcexport: big\.safetensors\.tmp: write failed: File too large; the earlier big\.safetensors, if any, is intact$"
+export_limit npz "^dcexport: big\.npz: write failed: .*File too large; the earlier big\.npz, if any, is intact$"
 
 # ---- read-only run folder: resuming into it fails on the first write ----
 # root writes through chmod 555, so the run that must fail runs as nobody
@@ -92,14 +117,13 @@ fi
 
 # ---- output paths that cannot be created: each named, the checkpoint before intact ----
 run 0 paths_first dct --out paths --stop-after 2
-mkdir paths/model.dcm.tmp
-run 1 model_blocked dct --out paths --resume paths/checkpoint.bin &&
-    one_line model_blocked "^dctrain: paths/model\.dcm\.tmp: cannot create: Is a directory; the earlier paths/model\.dcm, if any, is intact$"
-rmdir paths/model.dcm.tmp
-mkdir paths/summary.json.tmp
-run 1 summary_blocked dct --out paths --resume paths/checkpoint.bin &&
-    one_line summary_blocked "^dctrain: paths/summary\.json\.tmp: cannot create: Is a directory"
-rmdir paths/summary.json.tmp
+for f in model.dcm summary.json; do
+    mkdir "paths/$f.tmp"
+    re=${f/./\\.}
+    run 1 "$f blocked" dct --out paths --resume paths/checkpoint.bin &&
+        one_line "$f blocked" "^dctrain: paths/$re\.tmp: cannot create: Is a directory; the earlier paths/$re, if any, is intact$"
+    rmdir "paths/$f.tmp"
+done
 intact paths_blocked paths
 mkdir -p metrics_dir/metrics.csv
 run 1 metrics_blocked dct --out metrics_dir &&

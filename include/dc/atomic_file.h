@@ -34,6 +34,12 @@ void dc_afile_abort(struct dc_afile *af);
 /* The whole of buf as PATH, atomically. */
 enum dc_status dc_file_write_atomic(const char *path, const void *buf, size_t n);
 
+/* For main() of a tool that writes files, before any write: ignore SIGXFSZ,
+ * whose default kills the process without a word when a write passes the
+ * file-size limit (ulimit -f).  Ignored, the write fails with EFBIG and the
+ * tool's error path names the file ("File too large") and exits 1. */
+void dc_afile_ignore_sigxfsz(void);
+
 #ifdef __cplusplus
 }
 #endif

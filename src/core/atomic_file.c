@@ -1,12 +1,15 @@
 /* atomic_file.c: temp + fsync + rename + folder fsync for every output file
  * a run must not lose half of (checkpoint, model file, summary).  Messages
  * name the file and the OS error, and say the earlier version is intact,
- * because that is what a user with a full disk needs to know. */
+ * because that is what a user with a full disk needs to know; the tools
+ * ignore SIGXFSZ (dc_afile_ignore_sigxfsz) so a file-size limit gives that
+ * message too, not a silent kill. */
 #define _POSIX_C_SOURCE 200809L
 #include "dc/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -122,4 +125,9 @@ enum dc_status dc_file_write_atomic(const char *path, const void *buf, size_t n)
     DC_TRY(dc_afile_open(&af, path));
     DC_TRY(dc_afile_write(&af, buf, n));
     return dc_afile_commit(&af);
+}
+
+void dc_afile_ignore_sigxfsz(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
 }

@@ -25,10 +25,11 @@ enum dc_status dc_npy_parse(const uint8_t *buf, size_t size, const char *what, s
 /* A .npy image of t (version 1.0, header padded to 64 bytes); malloc'd. */
 enum dc_status dc_npy_build(const struct dc_interop_tensor *t, uint8_t **buf, size_t *size);
 
+/* The index of the tensor called name in set, or -1. */
+int dc_interop_find(const struct dc_interop_set *set, const char *name);
+
 /* Whole file into memory (at most DC_INTEROP_MAX_BYTES). */
 enum dc_status dc_interop_slurp(const char *path, uint8_t **buf, size_t *size);
-/* Write buf to path.tmp, fsync, rename over path. */
-enum dc_status dc_interop_write_file(const char *path, const uint8_t *buf, size_t size);
 
 /* [init] map applied to view (a copy of orig's tensor records, sharing
  * their data): renames each mapped tensor to its parameter's PyTorch name,

@@ -131,14 +131,6 @@ static int dc_ignored(const struct dc_interop_set *set, const char *name)
     return 0;
 }
 
-static int dc_find(const struct dc_interop_set *set, const char *name)
-{
-    for (int i = 0; i < set->n; i++)
-        if (!strcmp(set->t[i].name, name))
-            return i;
-    return -1;
-}
-
 /* Check and upload tensor t into p. */
 static enum dc_status dc_interop_fill(const struct dc_interop_tensor *t, struct dc_net *net, struct dc_param *p,
                                       const char *origin)
@@ -203,9 +195,9 @@ static enum dc_status dc_interop_pair(const struct dc_interop_set *set, struct d
     for (int j = 0; s == DC_OK && j < net->nparams; j++) {
         char tn[DC_INTEROP_NAME_LEN];
         dc_interop_torch_name(net->params[j]->name, tn, sizeof tn);
-        int k = dc_find(set, tn);
+        int k = dc_interop_find(set, tn);
         if (k < 0)
-            k = dc_find(set, net->params[j]->name);
+            k = dc_interop_find(set, net->params[j]->name);
         if (k < 0 || dc_ignored(set, set->t[k].name)) {
             by_name = 0;
             if (first_missing < 0)

@@ -167,7 +167,8 @@ enum dc_status dc_npz_write(const char *path, const struct dc_interop_set *set)
         return s;
     }
     if (zip_close(z) != 0) { /* libzip writes a temporary file and renames it */
-        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, zip_strerror(z));
+        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s; the earlier %s, if any, is intact", path, zip_strerror(z),
+                     path);
         zip_discard(z);
     }
     return s;

@@ -35,19 +35,11 @@ static int dc_param_index(const struct dc_net *net, const char *name)
     return -1;
 }
 
-static int dc_tensor_index(const struct dc_interop_set *set, const char *name)
-{
-    for (int i = 0; i < set->n; i++)
-        if (!strcmp(set->t[i].name, name))
-            return i;
-    return -1;
-}
-
 /* Apply one entry "from:to" (already split) to view; orig holds the file's names. */
 static enum dc_status dc_rename_one(struct dc_interop_set *view, const struct dc_interop_set *orig,
                                     const struct dc_net *net, const char *from, const char *to, const char *origin)
 {
-    int i = dc_tensor_index(orig, from);
+    int i = dc_interop_find(orig, from);
     if (i < 0)
         return DC_ERROR(DC_ERR_CONFIG, "%s: [init] map: no tensor named '%s' in the file", origin, from);
     if (strcmp(view->t[i].name, from))

@@ -14,6 +14,8 @@
 #ifdef DC_HAVE_CJSON
 #include <cjson/cJSON.h>
 
+#include "dc/atomic_file.h"
+
 static const char *const dc_st_dtypes[] = {"F32", "F64", "U8"}; /* enum dc_interop_dtype order */
 
 /* A JSON number that is a whole value in [0, max]. */
@@ -196,7 +198,7 @@ enum dc_status dc_safetensors_write(const char *path, const struct dc_interop_se
         memcpy(d, set->t[i].data, bytes);
         d += bytes;
     }
-    enum dc_status s = dc_interop_write_file(path, buf, size);
+    enum dc_status s = dc_file_write_atomic(path, buf, size);
     free(buf);
     return s;
 }

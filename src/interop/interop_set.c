@@ -1,11 +1,10 @@
 /* interop_set.c: the container-independent part of interop: a list of named
- * arrays, the choice of container by file name, and whole-file I/O. */
+ * arrays, the choice of container by file name, and whole-file reading. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "interop_internal.h"
 
@@ -42,14 +41,21 @@ size_t dc_interop_count(const struct dc_interop_tensor *t)
     return n;
 }
 
+int dc_interop_find(const struct dc_interop_set *set, const char *name)
+{
+    for (int i = 0; i < set->n; i++)
+        if (!strcmp(set->t[i].name, name))
+            return i;
+    return -1;
+}
+
 enum dc_status dc_interop_add(struct dc_interop_set *set, const char *name, enum dc_interop_dtype dt, int ndim,
                               const int64_t *shape, const void *data)
 {
     if (strlen(name) >= DC_INTEROP_NAME_LEN || ndim < 0 || ndim > DC_INTEROP_MAX_DIMS)
         return DC_ERROR(DC_ERR_ARG, "tensor %.60s: name too long or too many dimensions", name);
-    for (int i = 0; i < set->n; i++)
-        if (!strcmp(set->t[i].name, name))
-            return DC_ERROR(DC_ERR_FORMAT, "tensor %s appears twice", name);
+    if (dc_interop_find(set, name) >= 0)
+        return DC_ERROR(DC_ERR_FORMAT, "tensor %s appears twice", name);
     if (set->n == set->cap) {
         int cap = set->cap ? 2 * set->cap : 16;
         struct dc_interop_tensor *t = realloc(set->t, (size_t)cap * sizeof *t);
@@ -132,23 +138,5 @@ enum dc_status dc_interop_slurp(const char *path, uint8_t **buf, size_t *size)
         return s;
     }
     *buf = b, *size = (size_t)len;
-    return DC_OK;
-}
-
-enum dc_status dc_interop_write_file(const char *path, const uint8_t *buf, size_t size)
-{
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int ok = fwrite(buf, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        err = ok ? errno : err;
-        remove(tmp);
-        return DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(err));
-    }
     return DC_OK;
 }

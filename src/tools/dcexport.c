@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dc/atomic_file.h"
 #include "dc/interop.h"
 
 static void dc_usage(FILE *f)
@@ -20,6 +21,7 @@ static void dc_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    dc_afile_ignore_sigxfsz(); /* an output past ulimit -f: a named error, not death by signal */
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         dc_usage(stdout);
         return 0;
