@@ -175,7 +175,9 @@ static void test_conv(struct dc_backend *be)
     test_conv_case(be, 1, 5, 7, 6, 4, 1, 1, 1, 0, 1e-4f);   /* 1x1, one image: in place */
     test_conv_case(be, 3, 5, 7, 6, 4, 1, 1, 2, 1, 1e-4f);   /* 1x1 with stride and pad */
     test_conv_case(be, 1, 3, 5, 5, 2, 5, 5, 1, 0, 1e-4f);   /* kernel = input */
-    test_conv_case(be, 3, 36, 72, 72, 4, 3, 3, 1, 1, 1e-3f); /* chunks of 2 and 1 images */
+    test_conv_case(be, 3, 36, 72, 72, 4, 3, 3, 1, 1, 1e-3f); /* one image per group */
+    test_conv_case(be, 37, 6, 4, 4, 5, 1, 1, 1, 0, 1e-4f);   /* groups of 16, 16, 5 images */
+    test_conv_case(be, 37, 6, 4, 4, 5, 3, 3, 1, 1, 1e-4f);   /* the same through im2col */
 }
 
 /* --------------------------------------------------------------- pooling */

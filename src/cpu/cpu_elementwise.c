@@ -44,41 +44,59 @@ enum dc_status dc_cpu_mul(struct dc_backend *be, size_t n, const float *x, const
     return DC_OK;
 }
 
-/* y [N,C,HW] += bias [C] */
+/* y [N,C,HW] += bias [C], one (n, c) row per iteration */
 enum dc_status dc_cpu_bias_add(struct dc_backend *be, float *y, const float *bias, int n, int c, int hw)
 {
-    (void)be;
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < c; j++) {
-            float *row = y + ((size_t)i * c + j) * hw;
-            const float bj = bias[j];
-            for (int k = 0; k < hw; k++)
-                row[k] += bj;
-        }
+    const int rows = n * c;
+    DC_OMP_FOR(dc_cpu_ctx(be)->threads, (size_t)rows * hw > DC_CPU_PAR_MIN)
+    for (int i = 0; i < rows; i++) {
+        float *row = y + (size_t)i * hw;
+        const float bj = bias[i % c];
+        for (int k = 0; k < hw; k++)
+            row[k] += bj;
+    }
     return DC_OK;
 }
 
-/* db [C] = sum over N, HW of dy [N,C,HW]; summed in double in index order. */
+/* db [C] = sum over N, HW of dy [N,C,HW]: each channel sums its rows in
+ * image order in double, so the result does not depend on the thread count;
+ * channels in blocks, streamed image by image (cpu_internal.h). */
 enum dc_status dc_cpu_bias_grad(struct dc_backend *be, const float *dy, float *db, int n, int c, int hw)
 {
-    (void)be;
-    for (int j = 0; j < c; j++) {
-        double sum = 0.0;
+    const int threads = dc_cpu_ctx(be)->threads, bs = dc_cpu_channel_block(c, threads);
+    const int blocks = (c + bs - 1) / bs;
+    DC_OMP_FOR(threads, (size_t)n * c * hw > DC_CPU_PAR_MIN)
+    for (int b = 0; b < blocks; b++) {
+        const int c0 = b * bs, nc = c - c0 < bs ? c - c0 : bs;
+        double sum[DC_CPU_CHANNEL_BLOCK] = {0};
         for (int i = 0; i < n; i++) {
-            const float *row = dy + ((size_t)i * c + j) * hw;
-            for (int k = 0; k < hw; k++)
-                sum += row[k];
+            const float *img = dy + ((size_t)i * c + c0) * hw;
+            for (int j = 0; j < nc; j++) /* rows of one element (fc layers) are added directly */
+                sum[j] += hw == 1 ? img[j] : dc_cpu_sum_f64(img + (size_t)j * hw, (size_t)hw);
         }
-        db[j] = (float)sum;
+        for (int j = 0; j < nc; j++)
+            db[c0 + j] = (float)sum[j];
     }
     return DC_OK;
+}
+
+/* v where keep holds, else +0, as a bit mask: no branch on any path (the
+ * signs of a ReLU are a coin toss for the predictor, and a loop run in place
+ * takes the compiler's scalar fallback), and it vectorises. */
+static inline float dc_relu_select(int keep, float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= 0u - (uint32_t)keep;
+    memcpy(&v, &bits, sizeof v);
+    return v;
 }
 
 enum dc_status dc_cpu_relu_fwd(struct dc_backend *be, size_t n, const float *x, float *y)
 {
     DC_PAR_FOR
     for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = dc_relu_select(x[i] > 0.0f, x[i]);
     return DC_OK;
 }
 
@@ -86,7 +104,7 @@ enum dc_status dc_cpu_relu_bwd(struct dc_backend *be, size_t n, const float *y, 
 {
     DC_PAR_FOR
     for (size_t i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = dc_relu_select(y[i] > 0.0f, dy[i]);
     return DC_OK;
 }
 
@@ -109,8 +127,8 @@ enum dc_status dc_cpu_dropout_fwd(struct dc_backend *be, size_t n, float p, uint
 enum dc_status dc_cpu_concat(struct dc_backend *be, int n, int ca, int cb, int hw, const float *a,
                              const float *b, float *out)
 {
-    (void)be;
     const size_t sa = (size_t)ca * hw, sb = (size_t)cb * hw;
+    DC_OMP_FOR(dc_cpu_ctx(be)->threads, (size_t)n * (sa + sb) > DC_CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         memcpy(out + i * (sa + sb), a + i * sa, sa * sizeof(float));
         memcpy(out + i * (sa + sb) + sa, b + i * sb, sb * sizeof(float));
@@ -122,8 +140,8 @@ enum dc_status dc_cpu_concat(struct dc_backend *be, int n, int ca, int cb, int h
 enum dc_status dc_cpu_split(struct dc_backend *be, int n, int ca, int cb, int hw, const float *in,
                             float *a, float *b)
 {
-    (void)be;
     const size_t sa = (size_t)ca * hw, sb = (size_t)cb * hw;
+    DC_OMP_FOR(dc_cpu_ctx(be)->threads, (size_t)n * (sa + sb) > DC_CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         memcpy(a + i * sa, in + i * (sa + sb), sa * sizeof(float));
         memcpy(b + i * sb, in + i * (sa + sb) + sa, sb * sizeof(float));

@@ -203,6 +203,21 @@ static void dc_gemm_blas_sliced(int threads, int trans_a, int trans_b, int m, in
 }
 #endif
 
+enum dc_status dc_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                  const float *a, int lda, const float *b, int ldb, float beta,
+                                  float *c, int ldc)
+{
+#ifdef DC_HAVE_OPENBLAS
+    if (k == 0)
+        dc_gemm_scale_c(m, n, beta, c, ldc);
+    else if (m > 0 && n > 0)
+        dc_gemm_blas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return DC_OK;
+#else
+    return dc_cpu_gemm_portable(1, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+}
+
 enum dc_status dc_cpu_gemm(struct dc_backend *be, int trans_a, int trans_b, int m, int n, int k,
                            float alpha, const float *a, int lda, const float *b, int ldb,
                            float beta, float *c, int ldc)

@@ -36,6 +36,7 @@
 enum dc_cpu_scratch_slot {
     DC_CPU_SCRATCH_COL = 0, DC_CPU_SCRATCH_OUT = 1,
     DC_CPU_SCRATCH_SPMAT_IN = 2, DC_CPU_SCRATCH_SPMAT_OUT = 3, /* transposed operands of spmat_fc */
+    DC_CPU_SCRATCH_DW = 4, /* conv_bwd_filter's per-thread partial sums */
     DC_CPU_SCRATCH_COUNT
 };
 
@@ -63,6 +64,11 @@ enum dc_status dc_cpu_gemm_portable(int threads, int trans_a, int trans_b, int m
 enum dc_status dc_cpu_gemm(struct dc_backend *be, int trans_a, int trans_b, int m, int n, int k,
                            float alpha, const float *a, int lda, const float *b, int ldb,
                            float beta, float *c, int ldc);
+/* The same product on the calling thread only, for callers that split the
+ * work over their own threads (arguments valid: no checks). */
+enum dc_status dc_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                                  const float *a, int lda, const float *b, int ldb, float beta,
+                                  float *c, int ldc);
 /* Sets the BLAS library's own thread count (no-op without BLAS). */
 void dc_cpu_blas_threads(int threads);
 /* "OpenBLAS" or "portable GEMM", for the backend description. */
@@ -122,6 +128,13 @@ enum dc_status dc_cpu_pool_bwd(struct dc_backend *be, const struct dc_pool_desc 
                                const float *y, const float *dy, float *dx);
 
 /* ---- batch norm (cpu_bn.c) ---- */
+/* sum of p[0..n) in double, in eight interleaved partial sums (a fixed order) */
+double dc_cpu_sum_f64(const float *p, size_t n);
+/* Per-channel passes over [N,C,HW] take channels in blocks (one per thread)
+ * and run image by image inside a block, so memory is read in long streams:
+ * the block size for C channels on `threads` threads, at most this. */
+enum { DC_CPU_CHANNEL_BLOCK = 64 };
+int dc_cpu_channel_block(int c, int threads);
 enum dc_status dc_cpu_bn_fwd_train(struct dc_backend *be, const struct dc_bn_desc *d, const float *x,
                                    const float *gamma, const float *beta, float *running_mean,
                                    float *running_var, float *y, float *save_mean, float *save_invstd);
