@@ -6,15 +6,19 @@
 # bench/results/sparse_fc_<date>.md (or $OUT).
 #   bench/sparse_fc.sh [--build DIR] [--threads "1 2"] [--batch 1,64] [--seconds 0.3]
 #                      [--layers a,b] [--flush] [--dcm FILE.dcm]... [--data DIR (data/mnist)] [--no-e2e]
+#                      [--e2e-runs N (1)] [--no-layers]
 # End to end (when BUILD/dcinfer exists): each --dcm model (default the
 # LeNet-300-100 and LeNet-5 of runs/*_dc/model.dcm) through dcinfer with every
-# form, at the same thread counts and batches.
+# form, at the same thread counts and batches; with --e2e-runs N each form runs
+# N times (the forms taking turns, a process each) and the table gives the
+# median latency and the range: on a shared machine one process can land in a
+# slow spell.  --no-layers skips the layer tables (the end-to-end part alone).
 # Peers: Debian's python3-torch through /usr/bin/python3 and, when it exists,
 # a PyPI torch in .venv-torch/ (either one is enough).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; root="$(dirname "$here")"
 build="$root/build"; threads_list="1 2"; batch=1,64; seconds=0.3; layers=""; flush=""
-dcms=(); data="$root/data/mnist"; e2e=1
+dcms=(); data="$root/data/mnist"; e2e=1; e2e_runs=1; layer_tables=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build="$2"; shift 2 ;;
@@ -26,7 +30,9 @@ while [ $# -gt 0 ]; do
     --dcm) dcms+=("$2"); shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --no-e2e) e2e=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --e2e-runs) e2e_runs="$2"; shift 2 ;;
+    --no-layers) layer_tables=0; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "sparse_fc.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -48,7 +54,9 @@ cmds="$tmp/cmds.txt"; : > "$cmds"
 run() { echo "$*" | sed "s#$tmp#\$TMP#g; s#$root/##g" >> "$cmds"; "$@"; }
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 first=1
+: > "$tmp/log.txt"; : > "$tmp/cuda_ours.txt"; : > "$tmp/cuda_peer.txt"
 for t in $threads_list; do
+  [ $layer_tables = 1 ] || break
   dump=(); [ $first = 0 ] || dump=(--dump "$tmp/mats")   # the same seed makes the same matrices every run
   run "$prog" --threads "$t" "${opt[@]}" "${dump[@]}" --out "$tmp/ours_$t.tsv" | tee -a "$tmp/log.txt"
   first=0
@@ -60,9 +68,11 @@ for t in $threads_list; do
   done
 done
 # The GPU side: both answer "no GPU" on a machine without one.
-run "$prog" --device cuda "${opt[@]}" --out "$tmp/ours_cuda.tsv" | tee "$tmp/cuda_ours.txt"
-run "${peers[0]#*:}" "$here/peer_torch_spmat.py" "$tmp/mats" --device cuda "${opt[@]}" --out "$tmp/peer0_cuda.tsv" \
-  | tee "$tmp/cuda_peer.txt"
+if [ $layer_tables = 1 ]; then
+  run "$prog" --device cuda "${opt[@]}" --out "$tmp/ours_cuda.tsv" | tee "$tmp/cuda_ours.txt"
+  run "${peers[0]#*:}" "$here/peer_torch_spmat.py" "$tmp/mats" --device cuda "${opt[@]}" --out "$tmp/peer0_cuda.tsv" \
+    | tee "$tmp/cuda_peer.txt"
+fi
 # End to end through dcinfer, one run at a time.
 [ ${#dcms[@]} -gt 0 ] || dcms=(runs/lenet300_dc/model.dcm runs/lenet5_dc/model.dcm)
 e2e_note=""
@@ -73,12 +83,14 @@ else
     [ -f "$f" ] || { e2e_note="$e2e_note Missing model file $f (skipped)."; continue; }
     for t in $threads_list; do
       for b in ${batch//,/ }; do
-        for form in dense csr codebook auto; do
-          j="$tmp/e2e_$(basename "$(dirname "$f")")_${t}_${b}_$form.json"
-          run "$build/dcinfer" "$f" --data "$data" --device cpu --batch "$b" --format "$form" --threads "$t" \
-              --json "$j" > "$tmp/e2e.log" 2>&1 \
-            || { e2e_note="$e2e_note dcinfer failed on $f ($form, batch $b, $t threads): $(tail -1 "$tmp/e2e.log")."
-                 rm -f "$j"; continue 4; }  # one note per model
+        for r in $(seq 1 "$e2e_runs"); do
+          for form in dense csr codebook auto; do
+            j="$tmp/e2e_$(basename "$(dirname "$f")")_${t}_${b}_${form}_$r.json"
+            run "$build/dcinfer" "$f" --data "$data" --device cpu --batch "$b" --format "$form" --threads "$t" \
+                --json "$j" > "$tmp/e2e.log" 2>&1 \
+              || { e2e_note="$e2e_note dcinfer failed on $f ($form, batch $b, $t threads): $(tail -1 "$tmp/e2e.log")."
+                   rm -f "$j"; continue 5; }  # one note per model
+          done
         done
       done
     done
@@ -87,7 +99,7 @@ fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-desc="$(grep -m1 '^# bench_spmat' "$tmp/log.txt" | sed 's/^# bench_spmat: //; s/;.*//')"
+desc="$(grep -m1 '^# bench_spmat' "$tmp/log.txt" | sed 's/^# bench_spmat: //; s/;.*//' || true)"
 {
   echo "# Compressed fc layers, layer by layer (Deep Compression Appendix A, Table 8)"
   echo
@@ -97,7 +109,7 @@ desc="$(grep -m1 '^# bench_spmat' "$tmp/log.txt" | sed 's/^# bench_spmat: //; s/
   echo "- threads: $threads_list (each run alone; ours and torch get the same count)"
   echo "- load average (1/5/15 min) before: $load_before, after: $load_after"
   for p in "${peers[@]}"; do echo "- peer: ${p%%:*} (${p#*:})"; done
-  echo "- command: bench/sparse_fc.sh --build ${build#$root/} --threads \"$threads_list\" --batch $batch --seconds $seconds${layers:+ --layers $layers}${flush:+ --flush}"
+  echo "- command: bench/sparse_fc.sh --build ${build#$root/} --threads \"$threads_list\" --batch $batch --seconds $seconds${layers:+ --layers $layers}${flush:+ --flush}$([ "$e2e_runs" = 1 ] || echo " --e2e-runs $e2e_runs")$([ $layer_tables = 1 ] || echo " --no-layers")$([ $e2e = 1 ] || echo " --no-e2e")"
   echo "- it ran:"
   echo
   sed 's/^/      /' "$cmds"
@@ -194,40 +206,55 @@ for t in threads:
 PY
 {
   cat "$tmp/head.md"
-  echo "## CPU"
-  echo
-  cat "$tmp/tables.md"
-  echo "## GPU"
-  echo
-  echo "- ours: $(grep -v '^#' "$tmp/cuda_ours.txt" | head -1)"
-  echo "- torch: $(grep -v '^#' "$tmp/cuda_peer.txt" | head -1)"
-  if ! grep -q 'no GPU' "$tmp/cuda_ours.txt"; then echo; echo '```'; grep -v '^#' "$tmp/cuda_ours.txt" "$tmp/cuda_peer.txt"; echo '```'; fi
-  echo
+  if [ $layer_tables = 1 ]; then
+    echo "## CPU"
+    echo
+    cat "$tmp/tables.md"
+    echo "## GPU"
+    echo
+    echo "- ours: $(grep -v '^#' "$tmp/cuda_ours.txt" | head -1)"
+    echo "- torch: $(grep -v '^#' "$tmp/cuda_peer.txt" | head -1)"
+    if ! grep -q 'no GPU' "$tmp/cuda_ours.txt"; then echo; echo '```'; grep -v '^#' "$tmp/cuda_ours.txt" "$tmp/cuda_peer.txt"; echo '```'; fi
+    echo
+  fi
   echo "## End to end (LeNet-300-100, LeNet-5 through dcinfer)"
   echo
   [ -z "$e2e_note" ] || echo "$e2e_note"
   if ls "$tmp"/e2e_*.json > /dev/null 2>&1; then
     echo "dcinfer FILE.dcm --device cpu --format F --batch B --threads T: the whole network run from the"
     echo "model file's compressed form over the test set; latency = median time of one batch"
-    echo "(dcinfer's own timing, --repeats 50 after warm-up); x = speed-up over --format dense."
-    echo "auto picks the fastest form per layer at load."
+    echo "(dcinfer's own timing, --repeats 50 after warm-up), then the median over $e2e_runs process(es), the"
+    echo "forms taking turns (range: fastest and slowest process); x = speed-up over --format dense;"
+    echo "auto vs best = auto's latency over the fastest one-form latency (under 1.10: within 10%)."
+    echo "auto times each weight's forms alone, then whole forwards of plans, at load (load ms: median"
+    echo "time to load the plan, timing included); forms chosen: each distinct plan, with its count."
     echo
     /usr/bin/python3 - "$tmp" <<'PY'
-import glob, json, os, sys
-runs = {}
+import glob, json, os, statistics, sys
+from collections import Counter, defaultdict
+runs = defaultdict(list)
 for p in sorted(glob.glob(os.path.join(sys.argv[1], "e2e_*.json"))):
-    model, t, b, form = os.path.basename(p)[4:-5].rsplit("_", 3)
+    model, t, b, form, _ = os.path.basename(p)[4:-5].rsplit("_", 4)
     with open(p) as f:
-        runs[(model, int(t), int(b), form)] = json.load(f)
-print("| model | threads | batch | form | test accuracy | latency us | images/s | weight bytes | x vs dense | forms chosen |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for (model, t, b, form) in sorted(runs, key=lambda k: (k[0], k[1], k[2], ["dense", "csr", "codebook", "auto"].index(k[3]))):
-    r = runs[(model, t, b, form)]
-    d = runs.get((model, t, b, "dense"))
-    x = f"{d['latency_us'] / r['latency_us']:.2f}x" if d else "-"
-    chosen = ", ".join(f"{w['name']}:{w['format']}" for w in r["weights"])
-    print(f"| {model} | {t} | {b} | {form} | {r['test_accuracy']:.4f} | {r['latency_us']:.1f} | {r['images_per_s']:.0f} | "
-          f"{r['weight_bytes']} | {x} | {chosen} |")
+        runs[(model, int(t), int(b), form)].append(json.load(f))
+lat = {k: statistics.median(r["latency_us"] for r in v) for k, v in runs.items()}
+print("| model | threads | batch | form | test accuracy | latency us | range us | images/s | weight bytes | load ms "
+      "| x vs dense | auto vs best | forms chosen |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+order = ["dense", "csr", "codebook", "auto"]
+for k in sorted(runs, key=lambda k: (k[0], k[1], k[2], order.index(k[3]))):
+    model, t, b, form = k
+    v = runs[k]
+    d = lat.get((model, t, b, "dense"))
+    x = f"{d / lat[k]:.2f}x" if d else "-"
+    uni = [lat[(model, t, b, f)] for f in order[:3] if (model, t, b, f) in lat]
+    vs = f"{lat[k] / min(uni):.2f}" if form == "auto" and uni else ""
+    plans = Counter(" ".join(f"{w['name'].split('.')[0]}:{w['format']}" for w in r["weights"]) for r in v)
+    chosen = "; ".join(f"{p} (x{c})" if len(v) > 1 else p for p, c in plans.most_common())
+    lo, hi = min(r["latency_us"] for r in v), max(r["latency_us"] for r in v)
+    print(f"| {model} | {t} | {b} | {form} | {v[0]['test_accuracy']:.4f} | {lat[k]:.1f} | {lo:.0f}-{hi:.0f} | "
+          f"{b * 1e6 / lat[k]:.0f} | {v[0]['weight_bytes']} | {statistics.median(r.get('load_ms', 0) for r in v):.0f} | "
+          f"{x} | {vs} | {chosen} |")
 PY
   fi
   echo

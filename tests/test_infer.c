@@ -4,8 +4,8 @@
  * (folded), a Fire module (its three convs), a strided padded conv, a 1x1
  * conv, dropout, and fc layers; its weights are pruned and quantized,
  * pruned only, quantized only, and left dense.  For every format (and the
- * automatic choice) the logits agree within 1e-5 relative and the
- * predictions are identical, at batch 1 and at an odd batch; no coded
+ * automatic choice, timed, and the fixed rule) the logits agree within 1e-5
+ * relative and the predictions are identical, at batch 1 and at an odd batch; no coded
  * weight keeps a dense buffer; training a compressed layer is refused; and
  * a damaged file is rejected with a message and nothing left allocated. */
 #include <stdint.h>
@@ -119,12 +119,21 @@ static void check_plan(const struct dc_infer *inf, int format)
         int plain = !strcmp(w->name, "c2.weight") || !strcmp(w->name, "c3.weight");
         if (format == DC_FORMAT_CODEBOOK && plain)
             CHECK(w->format == DC_FORMAT_CSR); /* not quantized: nothing to share */
-        else if (format != DC_INFER_AUTO)
+        else if (format >= 0)
             CHECK((int)w->format == format);
-        if (format == DC_INFER_AUTO)
+        if (format == DC_INFER_AUTO) /* every form timed alone, and the one kept among them */
             for (int f = 0; f < DC_FORMAT_COUNT; f++)
-                CHECK(w->cand_us[f] < 0 || w->cand_us[w->format] <= w->cand_us[f]);
+                CHECK(w->cand_us[f] >= 0 || (f == DC_FORMAT_CODEBOOK && plain));
+        else
+            for (int f = 0; f < DC_FORMAT_COUNT; f++)
+                CHECK(w->cand_us[f] < 0); /* nothing timed */
+        if (format == DC_INFER_RULE && plain)
+            CHECK(w->format != DC_FORMAT_CODEBOOK);
     }
+    /* auto timed whole forwards of the plan and of every one-form plan; nothing else did */
+    CHECK((inf->plan_us >= 0) == (format == DC_INFER_AUTO));
+    for (int f = 0; f < DC_FORMAT_COUNT; f++)
+        CHECK((inf->uniform_us[f] >= 0) == (format == DC_INFER_AUTO));
     for (int i = 0; i < inf->net->nlayers; i++)
         CHECK(inf->net->layers[i]->type != DC_LAYER_BN);
 }
@@ -139,7 +148,7 @@ static void test_formats(struct dc_backend *be, const char *path)
     float *x = malloc(sizeof(float) * 784 * NB);
     for (int i = 0; i < 784 * NB; i++)
         x[i] = dc_rng_uniform(&rng) * 2.0f - 0.5f;
-    static const int formats[] = {DC_INFER_AUTO, DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
+    static const int formats[] = {DC_INFER_AUTO, DC_INFER_RULE, DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         for (int tb = 1; tb <= NB; tb += NB - 1) {
             struct dc_infer *inf = NULL;
@@ -147,7 +156,9 @@ static void test_formats(struct dc_backend *be, const char *path)
             CHECK_OK(dc_infer_load(path, be, &o, &inf));
             if (!inf)
                 continue;
-            const char *name = formats[i] == DC_INFER_AUTO ? "auto" : dc_spmat_format_name(formats[i]);
+            const char *name = formats[i] == DC_INFER_AUTO   ? "auto"
+                               : formats[i] == DC_INFER_RULE ? "rule"
+                                                             : dc_spmat_format_name(formats[i]);
             check_plan(inf, formats[i]);
             CHECK(inf->weight_bytes > 0 && inf->file_bytes > 0);
             compare(be, dense, inf, x, 1, name);

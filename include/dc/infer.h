@@ -7,8 +7,11 @@
  * carries a compressed form runs it.
  *
  * The format of each weight is the user's (one for all) or, by default,
- * chosen per layer by timing each candidate on this backend at the batch
- * size the plan is made for: the form that is fastest here, not a guess. */
+ * chosen by timing on this backend at the batch size the plan is made for:
+ * each weight's forms alone first, then whole forward passes of the network
+ * (src/infer/infer_race.c), so the plan is the fastest here as a whole, not
+ * a guess.  DC_INFER_RULE chooses by a fixed rule instead (density, batch),
+ * reproducibly; auto falls back to it where the clock cannot tell forms apart. */
 #ifndef DC_INFER_H
 #define DC_INFER_H
 
@@ -18,9 +21,10 @@
 #include "dc/spmat.h"
 
 #define DC_INFER_AUTO (-1)
+#define DC_INFER_RULE (-2)
 
 struct dc_infer_opts {
-    int format;     /* DC_INFER_AUTO or an enum dc_spmat_format for every weight */
+    int format;     /* DC_INFER_AUTO, DC_INFER_RULE, or an enum dc_spmat_format for every weight */
     int batch;      /* batch size the automatic choice is timed at (1..max_batch) */
     int max_batch;  /* largest batch a forward may use */
 };
@@ -33,7 +37,7 @@ struct dc_infer_weight {
     enum dc_spmat_format format;        /* chosen */
     size_t bytes;                       /* resident bytes of the chosen form */
     uint64_t file_bytes;                /* its section in the file */
-    double cand_us[DC_FORMAT_COUNT];    /* timed candidates (auto): fastest microseconds per batch; < 0 not tried */
+    double cand_us[DC_FORMAT_COUNT];    /* auto: each form alone, median microseconds per batch; < 0 not timed */
     int folded_bn;                      /* 1 when a batch norm was folded into its epilogue */
     struct dc_param *param;
 };
@@ -48,6 +52,10 @@ struct dc_infer {
     uint64_t file_bytes;
     int folded;                         /* batch norms folded */
     int batch;                          /* what the choice was timed at */
+    double plan_us;                     /* auto: a whole forward of the plan kept, as timed at load; < 0 not
+                                         * timed (a forced form, the rule, or forms over 512 MiB in all) */
+    double uniform_us[DC_FORMAT_COUNT]; /* auto: a whole forward with every weight in one form (codebook: csr
+                                         * where a weight is not quantized), as timed at load; < 0 not timed */
 };
 
 /* Load path on be for batches up to opts->max_batch.  Errors (a damaged file,
@@ -57,12 +65,13 @@ enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const stru
 void dc_infer_free(struct dc_infer *inf);
 
 /* Build src (host) in each candidate form on be, time its product at batch
- * size `batch` on random nonzero input (the candidates take turns; each keeps
- * its fastest of 5 to 50 rounds) (fc when geom is NULL, else the
- * convolution geom describes, geom->n ignored), and keep the fastest in *best
- * with the epilogue (scale, shift: host [rows] or NULL); cand_us[f] gets each
- * form's fastest microseconds per batch, -1 for a form not tried.  format
- * forces one form (nothing is timed then). */
+ * size `batch` on random nonzero input (the candidates take turns running
+ * blocks of calls, each after a warm-up call; about 40 ms in all) (fc when
+ * geom is NULL, else the convolution geom describes, geom->n ignored), and
+ * keep the fastest (lowest median) in *best with the epilogue (scale, shift:
+ * host [rows] or NULL); cand_us[f] gets each form's median microseconds per
+ * batch, -1 for a form not timed.  format forces one form, or DC_INFER_RULE
+ * picks one by the rule (nothing is timed then). */
 enum dc_status dc_infer_pick(struct dc_backend *be, const struct dc_spmat_src *src, const struct dc_conv_desc *geom,
                              int format, int batch, int max_batch, const float *scale, const float *shift,
                              struct dc_spmat **best, double cand_us[DC_FORMAT_COUNT]);

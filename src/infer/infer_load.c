@@ -1,12 +1,11 @@
-/* infer_load.c: loading a .dcm straight into compressed forms, choosing each
- * weight's form by timing the candidates on the backend at the plan's batch,
- * and the timed forward the dcinfer tool reports from. */
+/* infer_load.c: loading a .dcm straight into compressed forms (each weight's
+ * form chosen by timing, infer_race.c), and the timed forward the dcinfer
+ * tool reports from. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dc/log.h"
-#include "dc/rng.h"
 #include "infer_internal.h"
 
 /* The kept weights of a section as a dc_spmat_src; a dense section lists every position. */
@@ -29,117 +28,6 @@ static enum dc_status dc_infer_src(const struct dc_modelfile_param *mp, const st
     return DC_OK;
 }
 
-static enum dc_status dc_infer_run(struct dc_backend *be, const struct dc_conv_desc *geom, const struct dc_spmat *a,
-                                   int n, const float *x, float *y)
-{
-    if (!geom)
-        return be->ops.spmat_fc(be, a, n, x, y);
-    struct dc_conv_desc d = *geom;
-    d.n = n;
-    return be->ops.spmat_conv(be, &d, a, x, y);
-}
-
-/* Seconds of one product at batch n, synchronised. */
-static enum dc_status dc_infer_time_once(struct dc_backend *be, const struct dc_conv_desc *geom,
-                                         const struct dc_spmat *a, int n, const float *x, float *y, double *s)
-{
-    double t0 = dc_time_now();
-    DC_TRY(dc_infer_run(be, geom, a, n, x, y));
-    DC_TRY(be->ops.sync(be));
-    *s = dc_time_now() - t0;
-    return DC_OK;
-}
-
-/* The candidates take turns (a warm-up each, then rounds until about 30 ms
- * have passed, 5 to 50 rounds), and each keeps its fastest round: on a
- * shared or throttled machine a slow moment then hits every candidate alike
- * and the minimum is the figure least disturbed by it. */
-static enum dc_status dc_infer_race(struct dc_backend *be, const struct dc_conv_desc *geom,
-                                    struct dc_spmat *const *cand, int ncand, int n, const float *x, float *y,
-                                    double *best_s)
-{
-    double s;
-    for (int c = 0; c < ncand; c++) {
-        DC_TRY(dc_infer_time_once(be, geom, cand[c], n, x, y, &s));
-        best_s[c] = 1e30;
-    }
-    double start = dc_time_now();
-    for (int round = 0; round < 50 && (round < 5 || dc_time_now() - start < 0.03); round++)
-        for (int c = 0; c < ncand; c++) {
-            DC_TRY(dc_infer_time_once(be, geom, cand[c], n, x, y, &s));
-            best_s[c] = s < best_s[c] ? s : best_s[c];
-        }
-    return DC_OK;
-}
-
-/* Backend buffers x [count_x] of random nonzero values (never time on zeros) and y [count_y]. */
-static enum dc_status dc_infer_buffers(struct dc_backend *be, size_t count_x, size_t count_y, float **x, float **y)
-{
-    *x = *y = NULL;
-    float *h = malloc(count_x * sizeof(float));
-    if (!h)
-        return DC_ERROR(DC_ERR_NOMEM, "no memory for a timing input of %zu values", count_x);
-    struct dc_rng rng;
-    dc_rng_seed(&rng, 7);
-    for (size_t i = 0; i < count_x; i++)
-        h[i] = 0.1f + dc_rng_uniform(&rng);
-    enum dc_status st = be->ops.alloc(be, (void **)x, count_x * sizeof(float));
-    if (st == DC_OK)
-        st = be->ops.upload(be, *x, h, count_x * sizeof(float));
-    if (st == DC_OK)
-        st = be->ops.alloc(be, (void **)y, count_y * sizeof(float));
-    free(h);
-    return st;
-}
-
-enum dc_status dc_infer_pick(struct dc_backend *be, const struct dc_spmat_src *src, const struct dc_conv_desc *geom,
-                             int format, int batch, int max_batch, const float *scale, const float *shift,
-                             struct dc_spmat **best, double cand_us[DC_FORMAT_COUNT])
-{
-    int first = format == DC_INFER_AUTO ? 0 : format, last = format == DC_INFER_AUTO ? DC_FORMAT_COUNT - 1 : format;
-    if (format == DC_FORMAT_CODEBOOK && !src->codes)
-        first = last = DC_FORMAT_CSR; /* not quantized: no codebook to run from */
-    for (int f = 0; f < DC_FORMAT_COUNT; f++)
-        cand_us[f] = -1.0;
-    *best = NULL;
-    float *x = NULL, *y = NULL;
-    size_t in = geom ? (size_t)geom->c * geom->h * geom->w : (size_t)src->cols;
-    size_t out = geom ? (size_t)geom->k * geom->p * geom->q : (size_t)src->rows;
-    enum dc_status st = DC_OK;
-    if (first != last)
-        st = dc_infer_buffers(be, in * (size_t)batch, out * (size_t)batch, &x, &y);
-    struct dc_spmat *cand[DC_FORMAT_COUNT];
-    int form[DC_FORMAT_COUNT], ncand = 0;
-    for (int f = first; st == DC_OK && f <= last; f++) {
-        if (f == DC_FORMAT_CODEBOOK && !src->codes)
-            continue;
-        st = dc_spmat_create(be, (enum dc_spmat_format)f, src, max_batch, &cand[ncand]);
-        if (st != DC_OK)
-            break;
-        form[ncand++] = f;
-        st = dc_spmat_set_epilogue(be, cand[ncand - 1], scale, shift);
-    }
-    double secs[DC_FORMAT_COUNT] = {0};
-    if (st == DC_OK && ncand > 1)
-        st = dc_infer_race(be, geom, cand, ncand, batch, x, y, secs);
-    int win = 0;
-    for (int c = 0; st == DC_OK && c < ncand; c++) {
-        if (ncand > 1)
-            cand_us[form[c]] = 1e6 * secs[c];
-        win = secs[c] < secs[win] ? c : win;
-    }
-    for (int c = 0; c < ncand; c++)
-        if (st != DC_OK || c != win)
-            dc_spmat_free(be, cand[c]);
-    if (st == DC_OK)
-        *best = cand[win];
-    if (x)
-        be->ops.release(be, x);
-    if (y)
-        be->ops.release(be, y);
-    return st;
-}
-
 /* Free a tensor's buffer but keep its shape (parameter counts read it). */
 static void dc_infer_drop_data(struct dc_backend *be, struct dc_tensor *t)
 {
@@ -148,10 +36,53 @@ static void dc_infer_drop_data(struct dc_backend *be, struct dc_tensor *t)
     *t = shape, t->data = NULL;
 }
 
-/* Give weight p of section mp its compressed form; fold what follows it. */
-static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_modelfile *mf, const char *path,
-                                      const struct dc_infer_opts *o, const struct dc_modelfile_param *mp,
-                                      struct dc_param *p, int *bn_layer)
+/* The network race keeps every form of every weight while it runs: only up
+ * to this many bytes of them (else each weight keeps its own fastest form). */
+#define DC_INFER_RACE_BYTES ((size_t)512 << 20)
+
+/* Load-time state: the forms built for weight i, cand[i][f] (NULL: none). */
+struct dc_infer_build {
+    struct dc_spmat *cand[DC_NET_MAX_PARAMS][DC_FORMAT_COUNT];
+    size_t kept; /* bytes of the forms kept for the network race */
+    int all;     /* every weight kept all its forms */
+};
+
+/* Keep weight k's forms for the network race when they fit, else only its choice. */
+static void dc_infer_keep(struct dc_backend *be, struct dc_infer_build *b, int k, int auto_race,
+                          struct dc_spmat *cand[DC_FORMAT_COUNT], int win)
+{
+    size_t bytes = 0;
+    int nform = 0;
+    for (int f = 0; f < DC_FORMAT_COUNT; f++)
+        if (cand[f])
+            bytes += dc_spmat_bytes(cand[f]), nform++;
+    int keep = auto_race && b->all && b->kept + bytes <= DC_INFER_RACE_BYTES;
+    if (auto_race && nform > 1 && !keep)
+        b->all = 0;
+    b->kept += keep ? bytes : 0;
+    for (int f = 0; f < DC_FORMAT_COUNT; f++) {
+        if (cand[f] && f != win && !keep)
+            dc_spmat_free(be, cand[f]), cand[f] = NULL;
+        b->cand[k][f] = cand[f];
+    }
+}
+
+/* Every form built but the one weight i runs (its param's sp). */
+static void dc_infer_build_free(struct dc_infer *inf, struct dc_infer_build *b)
+{
+    for (int i = 0; i < inf->nweights; i++)
+        for (int f = 0; f < DC_FORMAT_COUNT; f++) {
+            if (b->cand[i][f] != inf->w[i].param->sp)
+                dc_spmat_free(inf->net->be, b->cand[i][f]);
+            b->cand[i][f] = NULL;
+        }
+}
+
+/* Give weight p of section mp its compressed form (the forms it may take kept
+ * in b); fold what follows it. */
+static enum dc_status dc_infer_weight(struct dc_infer *inf, struct dc_infer_build *b, const struct dc_modelfile *mf,
+                                      const char *path, const struct dc_infer_opts *o,
+                                      const struct dc_modelfile_param *mp, struct dc_param *p, int *bn_layer)
 {
     struct dc_backend *be = inf->net->be;
     struct dc_infer_weight *w = &inf->w[inf->nweights++];
@@ -164,15 +95,16 @@ static enum dc_status dc_infer_weight(struct dc_infer *inf, const struct dc_mode
     DC_TRY(dc_infer_src(mp, p, &src, &all_pos));
     w->nnz = src.nnz;
     enum dc_status st = dc_infer_epilogue(mf, path, inf->net, p, &scale, &shift, bn_layer);
-    struct dc_spmat *a = NULL;
+    struct dc_spmat *cand[DC_FORMAT_COUNT];
+    int win = 0;
     if (st == DC_OK)
-        st = dc_infer_pick(be, &src, p->is_conv ? &p->geom : NULL, o->format, o->batch, o->max_batch, scale, shift,
-                           &a, w->cand_us);
+        st = dc_infer_candidates(be, &src, p->is_conv ? &p->geom : NULL, o->format, o->batch, o->max_batch, scale,
+                                 shift, cand, w->cand_us, &win);
     free(all_pos), free(scale), free(shift);
     DC_TRY(st);
-    p->sp = a;
-    w->format = a->format;
-    w->bytes = dc_spmat_bytes(a);
+    dc_infer_keep(be, b, inf->nweights - 1, o->format == DC_INFER_AUTO, cand, win);
+    p->sp = cand[win];
+    w->format = (enum dc_spmat_format)win;
     w->folded_bn = *bn_layer >= 0;
     dc_infer_drop_data(be, &p->w); /* the dense buffer is not needed any more */
     return DC_OK;
@@ -188,8 +120,8 @@ static enum dc_status dc_infer_plain(struct dc_backend *be, const struct dc_mode
     return be->ops.upload(be, p->w.data, mp->values, sizeof(float) * dc_param_count(p));
 }
 
-static enum dc_status dc_infer_fill(struct dc_infer *inf, const struct dc_modelfile *mf, const char *path,
-                                    const struct dc_infer_opts *o)
+static enum dc_status dc_infer_fill(struct dc_infer *inf, struct dc_infer_build *b, const struct dc_modelfile *mf,
+                                    const char *path, const struct dc_infer_opts *o)
 {
     struct dc_net *net = inf->net;
     int drop[DC_NET_MAX_PARAMS], ndrop = 0;
@@ -201,7 +133,7 @@ static enum dc_status dc_infer_fill(struct dc_infer *inf, const struct dc_modelf
         if (st == DC_OK && !p->prunable) {
             st = dc_infer_plain(net->be, &mf->params[i], p, path, i + 1);
         } else if (st == DC_OK) {
-            st = dc_infer_weight(inf, mf, path, o, &mf->params[i], p, &bn);
+            st = dc_infer_weight(inf, b, mf, path, o, &mf->params[i], p, &bn);
             inf->w[inf->nweights - 1].file_bytes = mf->stats.s[i].total_bytes;
             if (bn >= 0)
                 drop[ndrop++] = bn;
@@ -227,6 +159,7 @@ static void dc_infer_trim(struct dc_infer *inf)
         dc_tensor_free(net->be, &net->grad[i]);
     for (int i = 0; i < inf->nweights; i++) {
         const struct dc_spmat *a = inf->w[i].param->sp;
+        inf->w[i].bytes = dc_spmat_bytes(a);
         inf->weight_bytes += inf->w[i].bytes;
         inf->other_bytes += ((a->scale ? 4u : 0u) + (a->shift ? 4u : 0u)) * (size_t)a->rows;
         char bias[64];
@@ -246,17 +179,25 @@ enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const stru
 {
     *out = NULL;
     if (opts->max_batch < 1 || opts->batch < 1 || opts->batch > opts->max_batch ||
-        (opts->format != DC_INFER_AUTO && (opts->format < 0 || opts->format >= DC_FORMAT_COUNT)))
+        (opts->format != DC_INFER_AUTO && opts->format != DC_INFER_RULE &&
+         (opts->format < 0 || opts->format >= DC_FORMAT_COUNT)))
         return DC_ERROR(DC_ERR_ARG, "inference plan: batch %d, max_batch %d, format %d", opts->batch,
                         opts->max_batch, opts->format);
     struct dc_infer *inf = calloc(1, sizeof *inf);
-    if (!inf)
+    struct dc_infer_build *b = calloc(1, sizeof *b);
+    if (!inf || !b) {
+        free(inf), free(b);
         return DC_ERROR(DC_ERR_NOMEM, "no memory for an inference plan");
+    }
     inf->batch = opts->batch;
+    inf->plan_us = -1.0;
+    for (int f = 0; f < DC_FORMAT_COUNT; f++)
+        inf->uniform_us[f] = -1.0;
+    b->all = 1;
     struct dc_modelfile mf;
     enum dc_status st = dc_modelfile_read_sparse(path, &mf);
     if (st != DC_OK) {
-        free(inf);
+        free(inf), free(b);
         return st;
     }
     st = dc_config_parse_net(mf.net_text, path, &inf->cfg);
@@ -267,7 +208,12 @@ enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const stru
     if (st == DC_OK)
         st = dc_net_create(be, &inf->cfg, mf.in_c, mf.in_h, mf.in_w, mf.classes, opts->max_batch, 0, &inf->net);
     if (st == DC_OK)
-        st = dc_infer_fill(inf, &mf, path, opts);
+        st = dc_infer_fill(inf, b, &mf, path, opts);
+    if (st == DC_OK && opts->format == DC_INFER_AUTO && b->all && inf->nweights > 0)
+        st = dc_infer_race_net(inf, b->cand, opts->batch);
+    if (inf->net)
+        dc_infer_build_free(inf, b);
+    free(b);
     if (st == DC_OK) {
         dc_infer_trim(inf);
         inf->file_bytes = mf.stats.file_bytes;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/atomic_file.h"
 #include "dc/data.h"
 #include "dc/infer.h"
 #include "dc/log.h"
@@ -23,9 +24,9 @@ static void dcinfer_usage(FILE *f)
           "  --data DIR       folder with the dataset files (required)\n"
           "  --batch N        batch size for latency and for choosing formats (default 1)\n"
           "  --device D       auto (default: CUDA when a GPU answers), cpu or cuda\n"
-          "  --format F       auto (default: per layer, the fastest form timed at load), or one\n"
-          "                   form for every weight (codebook falls back to csr for an\n"
-          "                   unquantized weight)\n"
+          "  --format F       auto (default: the fastest plan timed at load, each weight's forms\n"
+          "                   alone, then whole forward passes), or one form for every weight\n"
+          "                   (codebook falls back to csr for an unquantized weight)\n"
           "  --threads N      CPU threads (default: all cores)\n"
           "  --repeats N      timed batches after warm-up (default 50)\n"
           "  --json FILE      also write the report as JSON\n"
@@ -123,6 +124,7 @@ static int dcinfer_parse(int argc, char **argv, struct dcinfer_args *a)
 /* What the run measured, for the text and JSON reports. */
 struct dcinfer_result {
     struct dc_eval ev;
+    double load_s;            /* seconds to load the plan (the timing of forms included) */
     double batch_s;           /* median seconds per batch */
     double *layer_s;          /* [nlayers] median seconds per layer */
     int differ;               /* --verify: predictions that differ from the dense decoded model */
@@ -230,7 +232,7 @@ static void dcinfer_print(const struct dc_infer *inf, const struct dcinfer_args 
                           const char *device)
 {
     const struct dc_net *net = inf->net;
-    printf("%s on %s, batch %d\n", a->path, device, a->batch);
+    printf("%s on %s, batch %d (plan loaded in %.0f ms)\n", a->path, device, a->batch, 1e3 * res->load_s);
     printf("test accuracy %.2f%% (%d images, error %.2f%%)\n", 100.0 * res->ev.accuracy, res->ev.count,
            100.0 * (1.0 - res->ev.accuracy));
     printf("\n%-22s %11s %7s %-9s %10s %10s %9s %9s %9s\n", "weight", "shape", "kept", "format", "bytes",
@@ -245,6 +247,10 @@ static void dcinfer_print(const struct dc_infer *inf, const struct dcinfer_args 
                100.0 * (double)w->nnz / ((double)w->rows * w->cols), dc_spmat_format_name(w->format), w->bytes,
                (unsigned long long)w->file_bytes, cand[0], cand[1], cand[2], w->folded_bn ? "  (+bn folded)" : "");
     }
+    if (inf->plan_us >= 0)
+        printf("plan timed at load, whole forward of batch %d: %.1f us (every weight dense %.1f, csr %.1f, "
+               "codebook %.1f)\n", inf->batch, inf->plan_us, inf->uniform_us[DC_FORMAT_DENSE],
+               inf->uniform_us[DC_FORMAT_CSR], inf->uniform_us[DC_FORMAT_CODEBOOK]);
     printf("\n%-28s %12s %8s\n", "layer", "us/batch", "share");
     double sum = 0.0;
     for (int i = 0; i < net->nlayers; i++)
@@ -271,11 +277,16 @@ static enum dc_status dcinfer_json(const struct dc_infer *inf, const struct dcin
         return DC_ERROR(DC_ERR_IO, "%s: cannot create", a->json);
     fprintf(f, "{\n  \"model\": \"%s\",\n  \"device\": \"%s\",\n  \"batch\": %d,\n  \"format\": \"%s\",\n", a->path,
             device, a->batch, a->format == DC_INFER_AUTO ? "auto" : dc_spmat_format_name(a->format));
+    fprintf(f, "  \"load_ms\": %.1f,\n", 1e3 * res->load_s);
     fprintf(f, "  \"test_accuracy\": %.6f,\n  \"test_images\": %d,\n  \"latency_us\": %.3f,\n", res->ev.accuracy,
             res->ev.count, 1e6 * res->batch_s);
     fprintf(f, "  \"images_per_s\": %.1f,\n  \"weight_bytes\": %zu,\n  \"other_bytes\": %zu,\n", a->batch / res->batch_s,
             inf->weight_bytes, inf->other_bytes);
     fprintf(f, "  \"file_bytes\": %llu,\n", (unsigned long long)inf->file_bytes);
+    if (inf->plan_us >= 0)
+        fprintf(f, "  \"load_race_us\": {\"plan\": %.3f, \"dense\": %.3f, \"csr\": %.3f, \"codebook\": %.3f},\n",
+                inf->plan_us, inf->uniform_us[DC_FORMAT_DENSE], inf->uniform_us[DC_FORMAT_CSR],
+                inf->uniform_us[DC_FORMAT_CODEBOOK]);
     if (a->verify)
         fprintf(f, "  \"verify_differ\": %d,\n  \"verify_max_rel\": %.3g,\n", res->differ, res->max_rel);
     fprintf(f, "  \"weights\": [\n");
@@ -303,12 +314,14 @@ static enum dc_status dcinfer_run(const struct dcinfer_args *a, struct dc_backen
 {
     struct dc_infer *inf;
     struct dc_infer_opts o = {a->format, a->batch, a->batch > 256 ? a->batch : 256};
+    double t0 = dc_time_now();
     DC_TRY(dc_infer_load(a->path, be, &o, &inf));
+    double load_s = dc_time_now() - t0;
     struct dc_net *net = inf->net;
     struct dc_config *cfg = &inf->cfg;
     struct dc_data data;
     struct dc_device_data dd;
-    struct dcinfer_result res = {0};
+    struct dcinfer_result res = {.load_s = load_s};
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", a->data);
     cfg->train_limit = 1; /* only the test split is used */
     enum dc_status st = dc_data_load(cfg, &data);
@@ -349,6 +362,7 @@ static enum dc_status dcinfer_run(const struct dcinfer_args *a, struct dc_backen
 
 int main(int argc, char **argv)
 {
+    dc_afile_ignore_sigxfsz(); /* --json past ulimit -f: a named error, not death by signal */
     struct dcinfer_args a;
     int rc = dcinfer_parse(argc, argv, &a);
     if (rc)
