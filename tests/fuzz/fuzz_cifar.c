@@ -38,8 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int mode = data[0];
     data++, size--;
     if ((mode & 1) && size > 0) {
-        for (size_t i = 0; i < CIFAR_BATCH_BYTES; i += size)
-            memcpy(full + i, data, CIFAR_BATCH_BYTES - i < size ? CIFAR_BATCH_BYTES - i : size);
+        /* doubling copies: a 1-byte input is 25 copies, not 30 million */
+        size_t have = size < CIFAR_BATCH_BYTES ? size : CIFAR_BATCH_BYTES;
+        memcpy(full, data, have);
+        for (size_t n; have < CIFAR_BATCH_BYTES; have += n) {
+            n = CIFAR_BATCH_BYTES - have < have ? CIFAR_BATCH_BYTES - have : have;
+            memcpy(full + have, full, n);
+        }
         dc_fuzz_file_set(&batch, full, CIFAR_BATCH_BYTES);
     } else {
         dc_fuzz_file_set(&batch, data, size);
