@@ -26,6 +26,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_torch_train import find, read_idx  # noqa: E402  (one MNIST reader)
+from peer_torch_pipeline import read_ini  # noqa: E402  (one reader of our INI)
 
 
 class Fire(nn.Module):
@@ -56,23 +57,6 @@ def lenet5fire():
         nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
         Fire(16, 16, 32, 32), nn.MaxPool2d(2), Fire(64, 16, 32, 32), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(576, 10))
-
-
-def read_ini(path):
-    """our INI (src/config/ini.c): repeated [layer] sections kept in order"""
-    secs = []
-    for n, line in enumerate(open(path), 1):
-        line = line.split("#")[0].split(";")[0].strip()
-        if not line:
-            continue
-        if line.startswith("["):
-            secs.append((line.strip("[]").strip(), {}))
-        elif "=" in line and secs:
-            k, v = line.split("=", 1)
-            secs[-1][1][k.strip()] = v.strip()
-        else:
-            sys.exit(f"{path}:{n}: cannot read '{line}'")
-    return secs
 
 
 def net_from_ini(secs, channels, size):
