@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # One training epoch of LeNet-300-100 and LeNet-5 on MNIST and of the squeezed
 # VGG on CIFAR-10 (its first SQ_LIMIT images, default 6400, with the config's
-# augmentation on both sides), ours and PyTorch's (Debian python3-torch) on
+# augmentation on both sides; squeezevgg_wide is the wider one, squeezenet11
+# SqueezeNet v1.1's Fire sequence), ours and PyTorch's (Debian python3-torch) on
 # the CPU, same model, batch size and thread count, in one run; prints the
-# ratio and writes bench/results/train_cpu_<threads>t_<date>.md.
-#   [MODELS="lenet300 lenet5 squeezevgg"] bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
+# ratio and writes bench/results/train_cpu_<threads>t_<date>.md (or $OUT).
+#   [MODELS="lenet300 lenet5 squeezevgg squeezevgg_wide squeezenet11"] bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; root="$(dirname "$here")"
 build="${1:-$root/build}"; threads="${2:-$(nproc)}"; epochs="${3:-2}"
@@ -14,7 +15,7 @@ py=/usr/bin/python3
 prog="$build/bench/bench_train"; [ -x "$prog" ] || prog="$build/bench_train"
 [ -x "$prog" ] || { echo "no bench_train under $build (build it, or pass BUILD_DIR)" >&2; exit 1; }
 cd "$root"
-out="$here/results/train_cpu_${threads}t_$(date +%Y-%m-%d).md"
+out="${OUT:-$here/results/train_cpu_${threads}t_$(date +%Y-%m-%d).md}"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 {
   echo "# Training epoch time on the CPU: deepcompress vs PyTorch"
@@ -29,13 +30,14 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 } > "$out.tmp"
 for m in $models; do
   case "$m" in
-    squeezevgg) cfg="configs/squeezevgg_cifar.ini" ;;
+    squeezevgg | squeezevgg_wide) cfg="configs/${m}_cifar.ini" ;;
+    squeezenet11) cfg="configs/squeezenet11_cifar.ini" ;;
     *) cfg="configs/${m}_mnist.ini" ;;
   esac
   batch=$(awk -F= '/^\[train\]/{t=1} /^\[/{if($0!~/train/)t=0} t&&$1~/^ *batch *$/{gsub(/ /,"",$2);print $2}' "$cfg")
-  if [ "$m" = squeezevgg ]; then
+  if [ "$m" != lenet300 ] && [ "$m" != lenet5 ]; then
     ours=$("$prog" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads" --set data.train_limit="$sq_limit")
-    peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_squeeze.py" --model squeezevgg --data data/cifar10 \
+    peer=$(OMP_NUM_THREADS="$threads" "$py" "$here/peer_torch_squeeze.py" --config "$cfg" --data data/cifar10 \
            --threads "$threads" --epochs "$epochs" --limit "$sq_limit" --no-test | tail -n 1)
   else
     ours=$("$prog" "$cfg" --device cpu --epochs "$epochs" --set train.threads="$threads")
