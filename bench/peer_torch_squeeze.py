@@ -72,7 +72,7 @@ def net_from_ini(secs, channels, size):
             mods.append(nn.Conv2d(c, k, r, stride=stride, padding=pad, bias=not bn))
             if bn:
                 mods.append(nn.BatchNorm2d(k))
-            if kv.get("activation", "relu") == "relu":
+            if kv.get("activation", "linear") == "relu":
                 mods.append(nn.ReLU())
             c, hw = k, (hw + 2 * pad - r) // stride + 1
         elif name == "fire":
@@ -101,6 +101,8 @@ def net_from_ini(secs, channels, size):
             c, hw = k, 1
         else:
             sys.exit(f"peer: layer [{name}] is not supported here")
+    if not any(isinstance(m, nn.Flatten) for m in mods):
+        mods.append(nn.Flatten())  # a net ending in a global average (SqueezeNet's conv10) has no [fc] to flatten
     return nn.Sequential(*mods)
 
 

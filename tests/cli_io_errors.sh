@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cli_io_errors.sh BUILD_DIR SOURCE_DIR: dctrain when its output cannot be
 # written (issue 9): a full disk (a small tmpfs where a user namespace may
-# mount one, and a file-size limit, ulimit -f, everywhere, for dctrain and
-# dcexport), a read-only run folder, the run folder removed mid-run, and
+# mount one, and a file-size limit, ulimit -f, everywhere, for dctrain,
+# dcexport and dcinfer --json), a read-only run folder, the run folder removed mid-run, and
 # output paths that cannot be created.  Each must stop with exit 1 and one
 # line naming the file and the OS's reason, leave no temporary file, and lose
 # nothing already finished: the last checkpoint intact, and resuming from it
@@ -11,7 +11,7 @@
 # Exit 0 pass, 1 fail, 77 no MNIST.
 set -u
 . "$(dirname "$0")/check_cli.sh"
-cli_setup cli_io_errors "${1:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" dctrain dcexport
+cli_setup cli_io_errors "${1:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" "${2:?usage: cli_io_errors.sh BUILD_DIR SOURCE_DIR}" dctrain dcexport dcinfer
 
 # Train 1 epoch, one prune round, encode: checkpoints of about 190 KB
 # (values and momentum) before pruning and 290 KB after (plus masks).
@@ -75,6 +75,18 @@ export_limit() { # export_limit EXT LINE_REGEX
 }
 export_limit safetensors "^dcexport: big\.safetensors\.tmp: write failed: File too large; the earlier big\.safetensors, if any, is intact$"
 export_limit npz "^dcexport: big\.npz: write failed: .*File too large; the earlier big\.npz, if any, is intact$"
+
+# dcinfer --json past the limit: the earlier report stays whole (it was
+# truncated before the report went through dc_file_write_atomic).  Its
+# output goes through a pipe, which the limit does not cover.
+printf 'earlier\n' >report.json
+{ limited 0 "$B/dcinfer" ref/model.dcm --data "$MNIST" --device cpu --threads 1 --json report.json 2>&1
+  echo "exit $?"; } | cat >json_limit.log
+[ "$(tail -n 1 json_limit.log)" = "exit 1" ] || fail "json_limit: $(tail -n 1 json_limit.log), expected exit 1"
+grep -q "^dcinfer: report\.json\.tmp: write failed: File too large; the earlier report\.json, if any, is intact$" json_limit.log ||
+    fail "json_limit: no line naming the file and the reason: $(grep dcinfer: json_limit.log | head -c 300)"
+[ "$(cat report.json)" = earlier ] || fail "json_limit: the earlier report.json changed"
+! ls report.json.tmp >/dev/null 2>&1 || fail "json_limit: report.json.tmp left"
 
 # ---- read-only run folder: resuming into it fails on the first write ----
 # root writes through chmod 555, so the run that must fail runs as nobody

@@ -348,6 +348,8 @@ static void test_shipped_configs(struct dc_backend *be)
         {"lenet5_mnist.ini", 1, 28, 431080, 431080},
         {"lenet5_fire_mnist.ini", 1, 28, 17882, 17882},
         {"squeezevgg_cifar.ini", 3, 32, 402786, 402786},
+        {"squeezevgg_wide_cifar.ini", 3, 32, 544074, 544074},
+        {"squeezenet11_cifar.ini", 3, 32, 732810, 732810},
         {"vgg19_cifar.ini", 3, 32, 19950000, 20100000},
     };
     char dir[1024];

@@ -2,6 +2,7 @@
  * reports what it costs: test accuracy, per layer the form chosen, its bytes
  * and time, latency per batch and images per second, and the resident weight
  * bytes against the file's.  Exit codes: 0 fine, 1 run-time error, 2 usage. */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,12 +270,17 @@ static void dcinfer_print(const struct dc_infer *inf, const struct dcinfer_args 
         printf("batch norm folded into %d layer%s\n", inf->folded, inf->folded == 1 ? "" : "s");
 }
 
+/* The report is built in memory and written with dc_file_write_atomic, so a
+ * full disk or a file-size limit leaves the earlier report (or none), never a
+ * truncated one, and the error says why. */
 static enum dc_status dcinfer_json(const struct dc_infer *inf, const struct dcinfer_args *a,
                                    const struct dcinfer_result *res, const char *device)
 {
-    FILE *f = fopen(a->json, "w");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
     if (!f)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create", a->json);
+        return DC_ERROR(DC_ERR_NOMEM, "%s: out of memory for the report", a->json);
     fprintf(f, "{\n  \"model\": \"%s\",\n  \"device\": \"%s\",\n  \"batch\": %d,\n  \"format\": \"%s\",\n", a->path,
             device, a->batch, a->format == DC_INFER_AUTO ? "auto" : dc_spmat_format_name(a->format));
     fprintf(f, "  \"load_ms\": %.1f,\n", 1e3 * res->load_s);
@@ -307,7 +313,10 @@ static enum dc_status dcinfer_json(const struct dc_infer *inf, const struct dcin
         fprintf(f, "    {\"name\": \"%s\", \"us\": %.3f}%s\n", inf->net->layers[i]->name, 1e6 * res->layer_s[i],
                 i + 1 < inf->net->nlayers ? "," : "");
     fprintf(f, "  ]\n}\n");
-    return fclose(f) == 0 ? DC_OK : DC_ERROR(DC_ERR_IO, "%s: write error", a->json);
+    enum dc_status st = fclose(f) == 0 ? dc_file_write_atomic(a->json, text, len)
+                                       : DC_ERROR(DC_ERR_NOMEM, "%s: out of memory for the report", a->json);
+    free(text);
+    return st;
 }
 
 static enum dc_status dcinfer_run(const struct dcinfer_args *a, struct dc_backend *be)
