@@ -45,12 +45,15 @@ struct dc_phase {
 };
 
 /* Progress of a run, saved in checkpoints. */
+#define DC_RUN_PLAN_LEN 512
 struct dc_run_state {
     int stage_index;     /* index of the stage in the job's stage list */
     int epoch;           /* epochs completed in this stage; -1: stage not started */
     uint64_t seed;
     double stage_figure; /* the stage's setup figure (test accuracy right after pruning or
                             clustering), so a resumed stage reports it; -1: none */
+    char plan[DC_RUN_PLAN_LEN]; /* the run's stage names, "train,prune-1,...,encode"; "": unknown
+                                   (a version 1-2 checkpoint), not checked on resume */
 };
 
 /* Learning rate at (fractional) epoch t of a phase, from the config's schedule keys. */

@@ -4,7 +4,10 @@
  * the previous checkpoint intact and a resume loses at most one checkpoint
  * interval.  Version 2 adds the stage's setup figure (accuracy right after
  * pruning or clustering) so a resumed stage reports what a whole one does;
- * version 1 files still load, without it. */
+ * version 1 files still load, without it.  Version 3 adds the run's stage
+ * plan, so a resume whose options plan other stages (an --init run resumed
+ * without --init would put training first) is refused instead of running the
+ * wrong stage; versions 1-2 load with the plan unknown. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +19,7 @@
 #include "dc/train.h"
 
 #define DC_CKPT_MAGIC "DCCKPT\0\1"
-#define DC_CKPT_VERSION 2u
+#define DC_CKPT_VERSION 3u
 enum { DC_CKPT_V = 1, DC_CKPT_MASK = 2, DC_CKPT_QUANT = 4 };
 
 /* Write `bytes` of backend memory through a host bounce buffer. */
@@ -67,6 +70,9 @@ static enum dc_status dc_ckpt_write_all(struct dc_afile *af, struct dc_net *net,
     DC_TRY(dc_afile_write(af, &ep, 4));
     DC_TRY(dc_afile_write(af, &st->seed, 8));
     DC_TRY(dc_afile_write(af, &st->stage_figure, 8));
+    char plan[DC_RUN_PLAN_LEN] = {0}; /* fixed width, zero-padded: no stack bytes in the file */
+    snprintf(plan, sizeof plan, "%s", st->plan);
+    DC_TRY(dc_afile_write(af, plan, sizeof plan));
     DC_TRY(dc_afile_write(af, &np, 4));
     for (int i = 0; i < net->nparams; i++)
         DC_TRY(dc_ckpt_write_param(net->be, af, net->params[i]));
@@ -201,6 +207,9 @@ enum dc_status dc_checkpoint_load(const char *path, struct dc_net *net, struct d
     if (s == DC_OK) s = dc_ckpt_get(&r, &st->seed, 8, "seed");
     st->stage_figure = -1;
     if (s == DC_OK && version >= 2) s = dc_ckpt_get(&r, &st->stage_figure, 8, "stage figure");
+    st->plan[0] = '\0';
+    if (s == DC_OK && version >= 3) s = dc_ckpt_get(&r, st->plan, sizeof st->plan, "stage plan");
+    st->plan[sizeof st->plan - 1] = '\0';
     if (s == DC_OK) s = dc_ckpt_get(&r, &np, 4, "parameter count");
     if (s == DC_OK && np != (uint32_t)net->nparams)
         s = DC_ERROR(DC_ERR_FORMAT, "%s: holds %u parameters, the network has %d (checkpoint of another config?)",

@@ -92,10 +92,19 @@ enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int s
     return start_epoch >= ph->epochs && last ? dc_evaluate(job->net, &job->dd, last) : DC_OK;
 }
 
+void dc_job_plan_names(const struct dc_job *job, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < job->nstages && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "", job->stages[i].name);
+}
+
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
 {
     struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed,
                               .stage_figure = epoch < 0 ? -1 : job->stage_figure};
+    dc_job_plan_names(job, st.plan, sizeof st.plan);
     return dc_checkpoint_save(job->ckpt_path, job->net, &st);
 }
 
@@ -113,34 +122,47 @@ static enum dc_status dc_job_stage_train(struct dc_job *job, int start_epoch, ch
     return DC_OK;
 }
 
+/* One stage into its summary record, then the weights figure, the summary and
+ * the checkpoint after it. */
+static enum dc_status dc_job_run_stage(struct dc_job *job, int i, int e0, char *rec, size_t len)
+{
+    const struct dc_stage *st = &job->stages[i];
+    job->stage_index = i;
+    if (e0 < 0)
+        job->stage_figure = -1;
+    dc_killpoint("stage");
+    dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 >= 0 ? " (resumed)" : "");
+    switch (st->kind) {
+    case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0 > 0 ? e0 : 0, rec, len)); break;
+    case DC_STAGE_PRUNE: DC_TRY(dc_job_stage_prune(job, st, e0, rec, len)); break;
+    case DC_STAGE_QUANTIZE: DC_TRY(dc_job_stage_quantize(job, e0, rec, len)); break;
+    case DC_STAGE_ENCODE: DC_TRY(dc_job_stage_encode(job, rec, len)); break;
+    }
+    DC_TRY(dc_job_weights_stage(job, st));
+    DC_TRY(dc_summary_add_stage(&job->summary, rec));
+    DC_TRY(dc_summary_write(&job->summary));
+    return dc_job_checkpoint(job, i + 1, -1);
+}
+
 static enum dc_status dc_job_run_stages(struct dc_job *job, int first, int start_epoch)
 {
     int last = job->opts->stop_after > 0 && job->opts->stop_after < job->nstages ? job->opts->stop_after
                                                                                   : job->nstages;
     DC_TRY(dc_job_weights_begin(job, first, start_epoch));
     DC_TRY(dc_summary_write(&job->summary)); /* current from the start, with a resumed run's records */
-    for (int i = first; i < last; i++) {
-        const struct dc_stage *st = &job->stages[i];
+    /* The encode record holds a row of about 400 bytes per tensor: a fixed
+     * 16 KB ran out at about 40 tensors (a squeezed VGG with batch norm) and
+     * failed the run after its model file was written. */
+    size_t len = 16384 + 1024 * (size_t)job->net->nparams;
+    char *rec = malloc(len);
+    if (!rec)
+        return DC_ERROR(DC_ERR_NOMEM, "out of memory for the stage record");
+    enum dc_status s = DC_OK;
+    for (int i = first; s == DC_OK && i < last; i++)
         /* e0 < 0: the stage has not started (its setup, e.g. pruning, still to do) */
-        int e0 = i == first ? start_epoch : -1;
-        char rec[16384];
-        job->stage_index = i;
-        if (e0 < 0)
-            job->stage_figure = -1;
-        dc_killpoint("stage");
-        dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 >= 0 ? " (resumed)" : "");
-        switch (st->kind) {
-        case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0 > 0 ? e0 : 0, rec, sizeof rec)); break;
-        case DC_STAGE_PRUNE: DC_TRY(dc_job_stage_prune(job, st, e0, rec, sizeof rec)); break;
-        case DC_STAGE_QUANTIZE: DC_TRY(dc_job_stage_quantize(job, e0, rec, sizeof rec)); break;
-        case DC_STAGE_ENCODE: DC_TRY(dc_job_stage_encode(job, rec, sizeof rec)); break;
-        }
-        DC_TRY(dc_job_weights_stage(job, st));
-        DC_TRY(dc_summary_add_stage(&job->summary, rec));
-        DC_TRY(dc_summary_write(&job->summary));
-        DC_TRY(dc_job_checkpoint(job, i + 1, -1));
-    }
-    return DC_OK;
+        s = dc_job_run_stage(job, i, i == first ? start_epoch : -1, rec, len);
+    free(rec);
+    return s;
 }
 
 static enum dc_status dc_job_setup(struct dc_job *job)

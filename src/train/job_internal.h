@@ -38,6 +38,8 @@ struct dc_job {
 enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last);
 /* Checkpoint: the run continues at (stage_index, epoch); epoch -1 = stage not started. */
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch);
+/* The plan's stage names joined by commas (a checkpoint records them). */
+void dc_job_plan_names(const struct dc_job *job, char *buf, size_t len);
 
 /* --resume: load the checkpoint, restore the stage records, trim metrics.csv
  * to the checkpoint's epoch; where to continue goes to *first, *start_epoch. */
