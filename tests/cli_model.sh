@@ -16,36 +16,11 @@ cli_setup cli_model "${1:?usage: cli_model.sh BUILD_DIR SOURCE_DIR}" "${2:?usage
 # A network of many tensors through every stage: the encode record in
 # summary.json (about 400 bytes a tensor) outgrew a fixed 16 KB buffer at about
 # 40 tensors, and dctrain failed after writing the model file.
-cat >deep.ini <<EOF
-[data]
-set = mnist
-dir = $MNIST
-train_limit = 500
-test_limit = 200
-
-[train]
-device = cpu
-epochs = 1
-batch = 64
-threads = 1
-
-[prune]
-method = sparsity
-sparsity_fc = 0.5
-rounds = 1
-retrain_epochs = 0
-
-[quantize]
-bits_fc = 5
-finetune_epochs = 0
-
-[encode]
-file = model.dcm
-
-EOF
-for _ in $(seq 40); do printf '[fc]\noutputs = 16\nactivation = relu\n\n'; done >>deep.ini
-printf '[fc]\noutputs = 10\n' >>deep.ini
-run 0 many_tensors "$B/dctrain" deep.ini --quiet --out deep &&
+deep=()
+for i in $(seq 40); do deep+=("[fc]" "name = deep$i" "outputs = 16" "activation = relu" ""); done
+small_job_ini "[prune]" "method = sparsity" "sparsity_fc = 0.5" "rounds = 1" "retrain_epochs = 0" "" \
+    "[quantize]" "bits_fc = 5" "finetune_epochs = 0" "" "[encode]" "file = model.dcm" "" "${deep[@]}" >deep.ini
+run 0 many_tensors "$B/dctrain" deep.ini --device cpu --quiet --out deep &&
     { grep -q '"stage": "encode"' deep/summary.json || fail "many_tensors: summary.json has no encode record"; }
 
 # A run started with --init (no training) and resumed without it planned
@@ -54,12 +29,12 @@ run 0 many_tensors "$B/dctrain" deep.ini --quiet --out deep &&
 # must end with the file of a run never stopped; a resume planning other stages
 # is refused with both plans named.
 R1=(--set prune.retrain_epochs=1) # a stage run twice then changes the model
-run 0 init_whole "$B/dctrain" deep.ini --quiet "${R1[@]}" --init deep/checkpoint.bin --out deepw
-run 0 init_first "$B/dctrain" deep.ini --quiet "${R1[@]}" --init deep/checkpoint.bin --out deepi --stop-after 1
-run 0 resume_init_plan "$B/dctrain" deep.ini --quiet "${R1[@]}" --resume deepi/checkpoint.bin --out deepi &&
+run 0 init_whole "$B/dctrain" deep.ini --device cpu --quiet "${R1[@]}" --init deep/checkpoint.bin --out deepw
+run 0 init_first "$B/dctrain" deep.ini --device cpu --quiet "${R1[@]}" --init deep/checkpoint.bin --out deepi --stop-after 1
+run 0 resume_init_plan "$B/dctrain" deep.ini --device cpu --quiet "${R1[@]}" --resume deepi/checkpoint.bin --out deepi &&
     { cmp -s deepw/model.dcm deepi/model.dcm || fail "resume_init_plan: model.dcm differs from the run never stopped"; }
-run 0 init_stages "$B/dctrain" deep.ini --quiet --init deep/checkpoint.bin --stages prune,encode --out deeps --stop-after 1
-run 2 resume_other_plan "$B/dctrain" deep.ini --quiet --resume deeps/checkpoint.bin --out deeps &&
+run 0 init_stages "$B/dctrain" deep.ini --device cpu --quiet --init deep/checkpoint.bin --stages prune,encode --out deeps --stop-after 1
+run 2 resume_other_plan "$B/dctrain" deep.ini --device cpu --quiet --resume deeps/checkpoint.bin --out deeps &&
     one_line resume_other_plan "^dctrain: deeps/checkpoint\.bin: written by a run of the stages prune-1,encode, but this command plans train,prune-1,quantize,encode; "
 
 cat >tiny.ini <<EOF
