@@ -239,7 +239,7 @@ static uint32_t get_u32(const uint8_t *p)
  * parameter.  fx->ckpt holds a quantized net's checkpoint here. */
 static void check_bad_quant(struct fixture *fx, struct dc_net *net)
 {
-    size_t n = 0, off = 40; /* magic, version, stage, epoch, seed, stage figure, count */
+    size_t n = 0, off = 40 + DC_RUN_PLAN_LEN; /* magic, version, stage, epoch, seed, stage figure, plan, count */
     uint8_t *buf = read_all(fx->ckpt, &n);
     size_t assign_at = 0, m_at = 0;
     while (buf && off + 4 <= n && !assign_at) {
@@ -291,17 +291,19 @@ static void check_bad_quant(struct fixture *fx, struct dc_net *net)
     free(buf);
 }
 
-/* Version 1 (no stage figure) still loads, with the figure unknown (-1), to
- * the values the version-2 file holds; a version from the future is refused. */
+/* Versions 1 (no stage figure) and 2 (no stage plan) still load, with the
+ * figure unknown (-1) and the plan empty, to the values the version-3 file
+ * holds; a version from the future is refused; the plan round-trips. */
 static void check_versions(struct fixture *fx)
 {
     size_t n = 0;
     uint8_t *buf = read_all(fx->ckpt, &n);
     struct dc_net *a = make_net(fx, &fx->cfg, fx->cfg.seed + 5);
     struct dc_run_state st2;
-    CHECK(buf && n > 40 && get_u32(buf + 8) == 2);
-    if (!buf || n <= 40 || !a || dc_checkpoint_load(fx->ckpt, a, &st2) != DC_OK) {
-        CHECK(!"no version-2 checkpoint to start from");
+    const size_t plan_at = 36, hdr = 40 + DC_RUN_PLAN_LEN;
+    CHECK(buf && n > hdr && get_u32(buf + 8) == 3);
+    if (!buf || n <= hdr || !a || dc_checkpoint_load(fx->ckpt, a, &st2) != DC_OK) {
+        CHECK(!"no version-3 checkpoint to start from");
         free(buf);
         if (a)
             dc_net_free(a);
@@ -309,14 +311,18 @@ static void check_versions(struct fixture *fx)
     }
     char path[1024];
     test_tmp_path("resume_v1.bin", path, sizeof path);
-    for (uint32_t version = 1; version <= 3; version += 2) {
+    for (uint32_t version = 1; version <= 4; version += version == 2 ? 2 : 1) {
         uint8_t *v = malloc(n);
         memcpy(v, buf, n);
         memcpy(v + 8, &version, 4);
         size_t len = n;
+        if (version <= 2) { /* drop the plan, after the stage figure */
+            memmove(v + plan_at, v + plan_at + DC_RUN_PLAN_LEN, len - plan_at - DC_RUN_PLAN_LEN);
+            len -= DC_RUN_PLAN_LEN;
+        }
         if (version == 1) { /* drop the stage figure at bytes 28..35, after the seed */
-            memmove(v + 28, v + 36, n - 36);
-            len = n - 8;
+            memmove(v + 28, v + 36, len - 36);
+            len -= 8;
         }
         FILE *f = fopen(path, "wb");
         CHECK(f && fwrite(v, 1, len, f) == len);
@@ -326,18 +332,23 @@ static void check_versions(struct fixture *fx)
         struct dc_net *b = make_net(fx, &fx->cfg, fx->cfg.seed + 7);
         if (!b)
             break;
-        struct dc_run_state st = {.stage_figure = 5};
+        struct dc_run_state st = {.stage_figure = 5, .plan = "x"};
         enum dc_status s = dc_checkpoint_load(path, b, &st);
-        if (version == 1) {
+        if (version <= 2) {
             CHECK_OK(s);
-            CHECK(st.stage_figure == -1 && st.epoch == 1);
+            CHECK(st.stage_figure == (version == 1 ? -1 : st2.stage_figure) && st.epoch == 1 && st.plan[0] == 0);
             same_params(fx->be, a, b);
         } else {
-            printf("  version 3: %s\n", dc_error_msg());
-            CHECK(s == DC_ERR_FORMAT && strstr(dc_error_msg(), "version 3") != NULL);
+            printf("  version 4: %s\n", dc_error_msg());
+            CHECK(s == DC_ERR_FORMAT && strstr(dc_error_msg(), "version 4") != NULL);
         }
         dc_net_free(b);
     }
+    struct dc_run_state w = {.stage_index = 1, .epoch = -1, .seed = 3, .stage_figure = -1,
+                             .plan = "prune-1,quantize,encode"}, r;
+    CHECK_OK(dc_checkpoint_save(path, a, &w));
+    CHECK_OK(dc_checkpoint_load(path, a, &r));
+    CHECK(strcmp(r.plan, w.plan) == 0 && r.stage_index == 1);
     remove(path);
     free(buf);
     dc_net_free(a);
