@@ -34,13 +34,21 @@ static enum dc_status dc_job_plan_check(const struct dc_job *job)
     return DC_OK;
 }
 
-static enum dc_status dc_job_plan(struct dc_job *job)
+static void dc_job_plan_names(struct dc_job *job)
+{
+    size_t o = 0, len = sizeof job->plan_names;
+    job->plan_names[0] = '\0';
+    for (int i = 0; i < job->nstages && o < len; i++)
+        o += (size_t)snprintf(job->plan_names + o, len - o, "%s%s", i ? "," : "", job->stages[i].name);
+}
+
+enum dc_status dc_job_plan(struct dc_job *job, int imported)
 {
     const struct dc_config *c = &job->cfg;
     unsigned want = job->opts->stages;
     DC_TRY(dc_job_plan_check(job));
-    /* no --stages: an imported model (--init) skips training */
-    int train = want ? (want & DC_JOB_RUN_TRAIN) != 0 : !job->opts->init;
+    /* no --stages: an imported model skips training */
+    int train = want ? (want & DC_JOB_RUN_TRAIN) != 0 : !imported;
     int prune = c->has_prune && (!want || (want & DC_JOB_RUN_PRUNE));
     job->nstages = 0;
     if (c->epochs > 0 && train)
@@ -54,6 +62,7 @@ static enum dc_status dc_job_plan(struct dc_job *job)
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_QUANTIZE, "quantize", 0};
     if (c->has_encode && (!want || (want & DC_JOB_RUN_ENCODE)))
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_ENCODE, "encode", 0};
+    dc_job_plan_names(job);
     return DC_OK;
 }
 
@@ -92,19 +101,11 @@ enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int s
     return start_epoch >= ph->epochs && last ? dc_evaluate(job->net, &job->dd, last) : DC_OK;
 }
 
-void dc_job_plan_names(const struct dc_job *job, char *buf, size_t len)
-{
-    size_t o = 0;
-    buf[0] = '\0';
-    for (int i = 0; i < job->nstages && o < len; i++)
-        o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "", job->stages[i].name);
-}
-
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
 {
     struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed,
                               .stage_figure = epoch < 0 ? -1 : job->stage_figure};
-    dc_job_plan_names(job, st.plan, sizeof st.plan);
+    snprintf(st.plan, sizeof st.plan, "%s", job->plan_names);
     return dc_checkpoint_save(job->ckpt_path, job->net, &st);
 }
 
@@ -201,7 +202,7 @@ static enum dc_status dc_job_setup(struct dc_job *job)
     dc_info("model: %s, %zu parameters, %d layers", sm->model, sm->params, job->net->nlayers);
     if (c->init_map[0] && !o->init)
         dc_warn("%s: [init] map is set but there is no --init FILE: the map is not used", o->config_path);
-    return dc_job_plan(job);
+    return dc_job_plan(job, o->init != NULL);
 }
 
 static void dc_job_teardown(struct dc_job *job)

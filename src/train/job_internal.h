@@ -30,6 +30,7 @@ struct dc_job {
     char ckpt_path[600];
     int nstages;
     struct dc_stage stages[DC_JOB_MAX_STAGES];
+    char plan_names[DC_RUN_PLAN_LEN]; /* the stages' names joined by commas (checkpoints record them) */
     int stage_index;  /* the stage running now (for checkpoints) */
     double stage_figure; /* its setup figure (accuracy after pruning or clustering); -1: none */
 };
@@ -38,8 +39,10 @@ struct dc_job {
 enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last);
 /* Checkpoint: the run continues at (stage_index, epoch); epoch -1 = stage not started. */
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch);
-/* The plan's stage names joined by commas (a checkpoint records them). */
-void dc_job_plan_names(const struct dc_job *job, char *buf, size_t len);
+/* The stages to run: those the config names, less those --stages leaves out;
+ * `imported` (the weights came from --init) drops training unless --stages
+ * asks for it. */
+enum dc_status dc_job_plan(struct dc_job *job, int imported);
 
 /* --resume: load the checkpoint, restore the stage records, trim metrics.csv
  * to the checkpoint's epoch; where to continue goes to *first, *start_epoch. */

@@ -76,21 +76,20 @@ enum dc_status dc_job_resume(struct dc_job *job, int *first, int *start_epoch)
     const char *path = job->opts->resume;
     struct dc_run_state st;
     DC_TRY(dc_checkpoint_load(path, job->net, &st));
-    char plan[DC_RUN_PLAN_LEN];
-    dc_job_plan_names(job, plan, sizeof plan);
-    if (st.plan[0] && strcmp(st.plan, plan) != 0 && job->nstages > 0 && job->stages[0].kind == DC_STAGE_TRAIN &&
-        strcmp(st.plan, strchr(plan, ',') ? strchr(plan, ',') + 1 : "") == 0) {
-        /* started with --init, which skips training: resume that plan */
-        job->nstages--;
-        memmove(job->stages, job->stages + 1, (size_t)job->nstages * sizeof job->stages[0]);
-        dc_job_plan_names(job, plan, sizeof plan);
-        dc_info("resume: the run was started without training (--init); so is this one");
+    if (st.plan[0] && strcmp(st.plan, job->plan_names) != 0 && !job->opts->stages) {
+        /* --resume carries no --init, but the run may have started with one,
+         * which skips training: plan as that run did */
+        DC_TRY(dc_job_plan(job, 1));
+        if (strcmp(st.plan, job->plan_names) == 0)
+            dc_info("resume: the run was started without training (--init); so is this one");
+        else
+            DC_TRY(dc_job_plan(job, 0)); /* back to this command's plan, for the message */
     }
-    if (st.plan[0] && strcmp(st.plan, plan) != 0)
+    if (st.plan[0] && strcmp(st.plan, job->plan_names) != 0)
         return DC_ERROR(DC_ERR_ARG,
                         "%s: written by a run of the stages %s, but this command plans %s; resume with the "
                         "first run's --stages",
-                        path, st.plan, plan[0] ? plan : "none");
+                        path, st.plan, job->plan_names[0] ? job->plan_names : "none");
     if (st.stage_index < 0 || st.stage_index > job->nstages)
         return DC_ERROR(DC_ERR_FORMAT, "%s: stage %d is not in this config's %d stages", path, st.stage_index,
                         job->nstages);
