@@ -66,6 +66,9 @@ static void compress(struct dc_backend *be, struct dc_net *net)
             v[i] = k == 3 ? 0.3f + dc_rng_uniform(&rng) : dc_rng_uniform(&rng) - 0.3f;
         CHECK_OK(be->ops.upload(be, dc_net_find_param(net, bn[k])->w.data, v, sizeof v));
     }
+    /* a bias and a folded batch-norm scale on codebooks ([quantize] bits_bias) */
+    CHECK_OK(dc_quantize_param(be, dc_net_find_param(net, "f1.bias"), 4, DC_INIT_LINEAR, 10, 1));
+    CHECK_OK(dc_quantize_param(be, dc_net_find_param(net, "c1.bn.gamma"), 2, DC_INIT_LINEAR, 10, 1));
 }
 
 static void fill_input(struct dc_backend *be, struct dc_net *net, const float *x, int n)

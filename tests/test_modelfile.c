@@ -67,6 +67,48 @@ static void compress(struct dc_backend *be, struct dc_net *net)
     for (int i = 0; i < 6; i++)
         v[i] = 0.5f + dc_rng_uniform(&rng);
     CHECK_OK(be->ops.upload(be, rv->w.data, v, sizeof v));
+    /* a bias and a batch-norm shift on codebooks ([quantize] bits_bias): coded sections without positions */
+    CHECK_OK(dc_quantize_param(be, dc_net_find_param(net, "f1.bias"), 3, DC_INIT_LINEAR, 10, 1));
+    CHECK_OK(dc_quantize_param(be, dc_net_find_param(net, "c1.bn.beta"), 2, DC_INIT_LINEAR, 10, 1));
+}
+
+/* [quantize] bits_bias: a dense parameter shares a codebook only when that
+ * takes fewer bytes than its values, and never a running statistic. */
+static void test_bias_selection(struct dc_backend *be)
+{
+    struct dc_config cfg;
+    struct dc_net *net = build(be, &cfg);
+    if (!net)
+        return;
+    struct dc_param *f1b = dc_net_find_param(net, "f1.bias"), *c2b = dc_net_find_param(net, "c2.bias"),
+                    *mean = dc_net_find_param(net, "c1.bn.running_mean"), *f1w = dc_net_find_param(net, "f1.weight");
+    cfg.dense_bits = 32;
+    cfg.bits_bias = 0;
+    CHECK(!dc_quantize_pays(f1b, &cfg));
+    cfg.bits_bias = 4;
+    CHECK(dc_quantize_pays(f1b, &cfg));   /* 40 values: 64 + 20 bytes against 160 */
+    CHECK(!dc_quantize_pays(c2b, &cfg));  /* 8 values: 64 + 4 bytes against 32 */
+    CHECK(!dc_quantize_pays(mean, &cfg)); /* not trainable */
+    CHECK(dc_quantize_bits(&cfg, f1b) == 4 && dc_quantize_bits(&cfg, f1w) == cfg.bits_fc);
+    cfg.dense_bits = 16;
+    cfg.bits_bias = 6;
+    CHECK(!dc_quantize_pays(f1b, &cfg)); /* 256 + 30 bytes against 80 */
+    cfg.bits_bias = 2;
+    CHECK(dc_quantize_pays(f1b, &cfg)); /* 16 + 10 against 80 */
+    CHECK_OK(dc_quantize_net(net, &cfg));
+    CHECK(f1b->codebook && f1b->m == 4 && !c2b->codebook && !mean->codebook && f1w->codebook);
+    float v[40];
+    CHECK_OK(be->ops.download(be, v, f1b->w.data, sizeof v));
+    int distinct = 0;
+    for (int i = 0; i < 40; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            seen |= v[j] == v[i];
+        distinct += !seen;
+    }
+    CHECK(distinct >= 2 && distinct <= 4);
+    dc_net_free(net);
+    dc_config_free(&cfg);
 }
 
 static int same_bits(const float *a, const float *b, size_t n)
@@ -503,6 +545,7 @@ int main(void)
         test_dense16(be, net, cfg); /* last: it rounds the network */
         test_doc_example();
         test_huge_coded();
+        test_bias_selection(be);
         dc_net_free(net);
     }
     dc_config_free(cfg);

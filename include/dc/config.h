@@ -84,6 +84,8 @@ struct dc_config {
     /* [quantize] */
     int has_quantize;
     int bits_conv, bits_fc;            /* 1..8, defaults 8 and 5 */
+    int bits_bias;                     /* 0..8: biases and batch-norm scales and shifts share a
+                                          codebook of this many bits (0, the default: kept dense) */
     enum dc_kmeans_init kmeans_init;
     int kmeans_iters;
     int finetune_epochs;

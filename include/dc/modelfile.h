@@ -80,8 +80,9 @@ struct dc_modelfile {
 void dc_modelfile_free(struct dc_modelfile *mf);
 
 /* ---- writing ---- */
-/* 1 when the writer stores p as a dense section: not prunable, or prunable
- * without mask and codebook (an untouched weight). */
+/* 1 when the writer stores p as a dense section: no mask and no codebook (a
+ * bias, or an untouched weight; a bias quantized with [quantize] bits_bias
+ * has a codebook). */
 int dc_modelfile_stores_dense(const struct dc_param *p);
 /* Round every densely stored value of net to the nearest half (ties to even)
  * in place, so that [encode] dense_bits = 16 loses nothing the network still
@@ -90,8 +91,8 @@ int dc_modelfile_stores_dense(const struct dc_param *p);
  * after rounding, or not finite). */
 enum dc_status dc_round_dense_half(struct dc_net *net);
 /* Encode net (and cfg's net_text, dataset, [encode] keys: index_bits_conv/fc,
- * huffman, dense_bits) into a malloc'd buffer.  Prunable parameters with a
- * mask or a codebook become coded sections; the rest are dense (float32, or
+ * huffman, dense_bits) into a malloc'd buffer.  Parameters with a mask or a
+ * codebook become coded sections; the rest are dense (float32, or
  * half with dense_bits = 16).  Fails when a quantized weight differs from its
  * codebook entry, a pruned weight is not zero, or (dense_bits = 16) a dense
  * value is not exactly a half, since the file could not then reproduce the

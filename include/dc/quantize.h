@@ -23,11 +23,16 @@ void dc_quantize_release(struct dc_backend *be, struct dc_param *p);
  * sorted.  All zero when no value survives. */
 enum dc_status dc_kmeans_init_centroids(const float *x, const float *mask, size_t n, int m,
                                         enum dc_kmeans_init init, uint64_t seed, float *centroids);
-/* Bits for p: cfg->layers[p->cfg_index].bits when > 0, else bits_conv or bits_fc. */
+/* Bits for p: bits_bias for a parameter that is not prunable (biases, batch
+ * norm); else cfg->layers[p->cfg_index].bits when > 0, else bits_conv or bits_fc. */
 int dc_quantize_bits(const struct dc_config *cfg, const struct dc_param *p);
+/* 1 when p, not prunable, is to share a codebook: trainable, bits_bias > 0,
+ * and the codebook and indices smaller than its dense values (dense_bits). */
+int dc_quantize_pays(const struct dc_param *p, const struct dc_config *cfg);
 struct dc_net;
-/* Quantize every prunable parameter of the net's layers (bits per dc_quantize_bits,
- * init and iterations from cfg, seed mixed with the parameter index). */
+/* Quantize every prunable parameter of the net's layers, and the others that
+ * dc_quantize_pays (bits per dc_quantize_bits, init and iterations from cfg,
+ * seed mixed with the parameter index). */
 enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg);
 /* Re-create quantization state from decoded values: codebook (host [m]) and
  * assign (host [count], 0 where pruned); p->w is left as it is. */

@@ -65,7 +65,7 @@ int dc_half_exact(float f)
 
 int dc_modelfile_stores_dense(const struct dc_param *p)
 {
-    return !(p->prunable && (p->mask || p->assign));
+    return !(p->mask || p->assign);
 }
 
 static enum dc_status round_param(struct dc_backend *be, struct dc_param *p)

@@ -217,6 +217,11 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
     mp->prunable = ss->prunable = (flags >> 1) & 1;
     mp->is_conv = ss->is_conv = (flags >> 2) & 1;
     ss->count = ss->kept = count;
+    /* biases and batch norm on a codebook ([quantize] bits_bias) are small and
+     * read as dense values even by the sparse reader: the inference loader
+     * folds them into the layers' epilogues */
+    if (!mp->prunable)
+        r->sparse = 0;
     /* a dense section must hold its values before we allocate for them */
     if (kind != DC_SECTION_CODED)
         DC_TRY(rd_need(r, count * (kind == DC_SECTION_DENSE16 ? 2 : 4), "values"));

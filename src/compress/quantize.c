@@ -172,16 +172,31 @@ enum dc_status dc_quantize_restore(struct dc_backend *be, struct dc_param *p, in
 
 int dc_quantize_bits(const struct dc_config *cfg, const struct dc_param *p)
 {
+    if (!p->prunable)
+        return cfg->bits_bias;
     if (p->cfg_index >= 0 && p->cfg_index < cfg->nlayers && cfg->layers[p->cfg_index].bits > 0)
         return cfg->layers[p->cfg_index].bits;
     return p->is_conv ? cfg->bits_conv : cfg->bits_fc;
+}
+
+/* A codebook costs 4 bytes an entry: a bias of 10 values at 4 bits would
+ * take 64 bytes of codebook to save 15 of values, so a dense parameter is
+ * quantized only when its codebook and indices (fixed width, the most Huffman
+ * can take) come to fewer bytes than its dense values. */
+int dc_quantize_pays(const struct dc_param *p, const struct dc_config *cfg)
+{
+    int bits = dc_quantize_bits(cfg, p);
+    if (!p->trainable || bits <= 0)
+        return 0;
+    double n = (double)dc_param_count(p);
+    return 4.0 * (double)(1 << bits) + n * bits / 8.0 < n * cfg->dense_bits / 8.0;
 }
 
 enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg)
 {
     for (int i = 0; i < net->nparams; i++) {
         struct dc_param *p = net->params[i];
-        if (!p->prunable)
+        if (!p->prunable && !dc_quantize_pays(p, cfg))
             continue;
         uint64_t seed = cfg->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
         DC_TRY(dc_quantize_param(net->be, p, dc_quantize_bits(cfg, p), cfg->kmeans_init, cfg->kmeans_iters, seed));

@@ -77,6 +77,7 @@ static const struct cfg_key prune_keys[] = {
 static const struct cfg_key quantize_keys[] = {
     KINT("bits_conv", G(bits_conv), "8", 1, 8),
     KINT("bits_fc", G(bits_fc), "5", 1, 8),
+    KINT("bits_bias", G(bits_bias), "0", 0, 8),
     KENUM("init", G(kmeans_init), "linear", init_words),
     KINT("iterations", G(kmeans_iters), "30", 1, ANY_INT),
     KINT("finetune_epochs", G(finetune_epochs), "1", 0, ANY_INT),

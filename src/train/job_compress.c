@@ -94,7 +94,7 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
            c->finetune_epochs, dc_time_now() - t0, acc_q, ev.accuracy, ev.loss);
     int first = 1;
     for (int i = 0; i < net->nparams; i++)
-        if (net->params[i]->prunable) {
+        if (net->params[i]->prunable || net->params[i]->codebook) {
             DC_REC("%s\"%s\": %d", first ? "" : ", ", net->params[i]->name, dc_quantize_bits(c, net->params[i]));
             first = 0;
         }
