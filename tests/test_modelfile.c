@@ -209,6 +209,52 @@ static void test_round_trip(struct dc_backend *be, struct dc_net *net, struct dc
         }
 }
 
+static void test_damage(const uint8_t *buf, size_t size);
+
+/* [encode] codebook_bits = 16: refused until the codebooks are halves; after
+ * dc_round_codebooks_half every codebook takes 2 bytes an entry (kind 3) and
+ * the file round trips bit for bit. */
+static void test_codebook16(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
+{
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    cfg->codebook_bits = 8;
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_CONFIG);
+    cfg->codebook_bits = 16;
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_ARG); /* k-means centroids are not halves */
+    CHECK(strstr(dc_error_msg(), "codebook entry") && strstr(dc_error_msg(), "codebook_bits = 16"));
+    CHECK_OK(dc_round_codebooks_half(net));
+    char path[1024];
+    test_tmp_path("test_modelfile_cb16.dcm", path, sizeof path);
+    struct dc_modelfile_stats st, st2;
+    struct dc_net *back = NULL;
+    struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
+    CHECK_OK(dc_modelfile_write(path, net, cfg, &st));
+    CHECK_OK(dc_modelfile_load(path, be, NB, &back, cfg2, &st2));
+    int coded16 = 0;
+    if (back) {
+        compare_nets(be, net, back);
+        check_accounting(&st);
+        for (int i = 0; i < st.nsections; i++) {
+            struct dc_param *p = dc_net_find_param(net, st.s[i].name);
+            CHECK(p && (p->codebook ? st.s[i].kind == DC_SECTION_CODED16 && st.s[i].codebook_bytes == 2u * (unsigned)p->m
+                                    : st.s[i].kind != DC_SECTION_CODED16 && st.s[i].codebook_bytes == 0));
+            coded16 += st.s[i].kind == DC_SECTION_CODED16;
+        }
+        CHECK(coded16 >= 4); /* c1, c2, f2 weights; f1.bias, c1.bn.beta */
+        dc_net_free(back);
+        dc_modelfile_stats_free(&st2);
+    }
+    dc_modelfile_stats_free(&st);
+    dc_config_free(cfg2);
+    free(cfg2);
+    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
+    if (buf)
+        test_damage(buf, size);
+    free(buf);
+    cfg->codebook_bits = 32;
+}
+
 /* Every prefix of the file, and the file with any one bit flipped, is rejected. */
 static void test_damage(const uint8_t *buf, size_t size)
 {
@@ -542,7 +588,8 @@ int main(void)
             free(buf);
         }
         test_encoder_checks(be, net, cfg);
-        test_dense16(be, net, cfg); /* last: it rounds the network */
+        test_dense16(be, net, cfg);    /* these two last: they round the network */
+        test_codebook16(be, net, cfg);
         test_doc_example();
         test_huge_coded();
         test_bias_selection(be);

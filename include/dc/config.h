@@ -97,6 +97,8 @@ struct dc_config {
     int huffman;                        /* default 1 */
     int dense_bits;                     /* 32 or 16: width of dense values (biases, batch-norm);
                                            16 rounds them to half precision before encoding */
+    int codebook_bits;                  /* 32 or 16: width of codebook entries; 16 rounds them to
+                                           half precision before encoding */
     char encode_file[256];              /* default "model.dcm", relative to --out */
 
     /* [init] (used with dctrain --init FILE.npz|.safetensors) */

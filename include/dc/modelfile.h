@@ -18,7 +18,10 @@
 #define DC_MODELFILE_MAX_TEXT (1u << 20)
 
 /* DENSE16: dense values as IEEE half ([encode] dense_bits = 16) */
-enum dc_section_kind { DC_SECTION_DENSE = 0, DC_SECTION_CODED = 1, DC_SECTION_DENSE16 = 2 };
+enum dc_section_kind {
+    DC_SECTION_DENSE = 0, DC_SECTION_CODED = 1, DC_SECTION_DENSE16 = 2,
+    DC_SECTION_CODED16 = 3 /* coded, its codebook in half precision ([encode] codebook_bits = 16) */
+};
 enum dc_stream_coding { DC_CODING_FIXED = 0, DC_CODING_HUFFMAN = 1 };
 
 /* What one section costs, as the reader counted it (the report's source). */
@@ -90,6 +93,9 @@ int dc_modelfile_stores_dense(const struct dc_param *p);
  * naming the parameter, on a value half precision cannot hold (|x| > 65504
  * after rounding, or not finite). */
 enum dc_status dc_round_dense_half(struct dc_net *net);
+/* The same for codebooks ([encode] codebook_bits = 16): every codebook entry
+ * rounded to the nearest half, and the weights gathered from it again. */
+enum dc_status dc_round_codebooks_half(struct dc_net *net);
 /* Encode net (and cfg's net_text, dataset, [encode] keys: index_bits_conv/fc,
  * huffman, dense_bits) into a malloc'd buffer.  Parameters with a mask or a
  * codebook become coded sections; the rest are dense (float32, or

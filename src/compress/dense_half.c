@@ -68,30 +68,46 @@ int dc_modelfile_stores_dense(const struct dc_param *p)
     return !(p->mask || p->assign);
 }
 
-static enum dc_status round_param(struct dc_backend *be, struct dc_param *p)
+/* n values at dev (backend memory) to the nearest halves, in place. */
+static enum dc_status round_values(struct dc_backend *be, const struct dc_param *p, float *dev, size_t n,
+                                   const char *key)
 {
-    size_t n = dc_param_count(p);
     float *v = malloc(sizeof *v * (n ? n : 1));
     if (!v)
         return DC_ERROR(DC_ERR_NOMEM, "%s: no memory to round %zu values to half precision", p->name, n);
-    enum dc_status st = be->ops.download(be, v, p->w.data, sizeof *v * n);
+    enum dc_status st = be->ops.download(be, v, dev, sizeof *v * n);
     for (size_t i = 0; st == DC_OK && i < n; i++) {
         float r = dc_half_to_float(dc_half_from_float(v[i]));
         if (!isfinite(r))
             st = DC_ERROR(DC_ERR_ARG, "%s: value %zu (%g) does not fit half precision (finite, |x| <= 65504); "
-                          "encode with [encode] dense_bits = 32", p->name, i, (double)v[i]);
+                          "encode with [encode] %s = 32", p->name, i, (double)v[i], key);
         v[i] = r;
     }
     if (st == DC_OK)
-        st = be->ops.upload(be, p->w.data, v, sizeof *v * n);
+        st = be->ops.upload(be, dev, v, sizeof *v * n);
     free(v);
     return st;
 }
 
 enum dc_status dc_round_dense_half(struct dc_net *net)
 {
-    for (int i = 0; i < net->nparams; i++)
-        if (dc_modelfile_stores_dense(net->params[i]))
-            DC_TRY(round_param(net->be, net->params[i]));
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        if (dc_modelfile_stores_dense(p))
+            DC_TRY(round_values(net->be, p, p->w.data, dc_param_count(p), "dense_bits"));
+    }
+    return DC_OK;
+}
+
+enum dc_status dc_round_codebooks_half(struct dc_net *net)
+{
+    struct dc_backend *be = net->be;
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        if (!p->codebook)
+            continue;
+        DC_TRY(round_values(be, p, p->codebook, (size_t)p->m, "codebook_bits"));
+        DC_TRY(be->ops.codebook_gather(be, dc_param_count(p), p->assign, p->codebook, p->mask, p->w.data));
+    }
     return DC_OK;
 }

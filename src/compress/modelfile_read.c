@@ -191,8 +191,8 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
     memcpy(r->name, mp->name, nlen + 1);
     memcpy(ss->name, mp->name, nlen + 1);
     DC_TRY(rd_u8(r, "kind", &kind));
-    if (kind != DC_SECTION_DENSE && kind != DC_SECTION_CODED && kind != DC_SECTION_DENSE16)
-        return rd_fail(r, "kind", "%u (0 dense, 1 coded, 2 dense half)", kind);
+    if (kind > DC_SECTION_CODED16)
+        return rd_fail(r, "kind", "%u (0 dense, 1 coded, 2 dense half, 3 coded with a half codebook)", kind);
     DC_TRY(rd_u8(r, "flags", &flags));
     if (flags & ~7u)
         return rd_fail(r, "flags", "0x%02x has unknown bits", flags);
@@ -223,7 +223,7 @@ static enum dc_status parse_section_head(struct rd *r, struct dc_modelfile_param
     if (!mp->prunable)
         r->sparse = 0;
     /* a dense section must hold its values before we allocate for them */
-    if (kind != DC_SECTION_CODED)
+    if (kind != DC_SECTION_CODED && kind != DC_SECTION_CODED16)
         DC_TRY(rd_need(r, count * (kind == DC_SECTION_DENSE16 ? 2 : 4), "values"));
     else if (r->sparse)
         return DC_OK; /* kept weights only: see parse_coded */
@@ -324,8 +324,10 @@ static enum dc_status parse_coded(struct rd *r, struct dc_modelfile_param *mp, s
     ss->kept = kept, ss->bits = (int)bits, ss->index_bits = (int)ibits;
     if (bits) {
         mp->m = 1 << bits;
-        DC_TRY(rd_f32s(r, (size_t)mp->m, "codebook", mp->codebook));
-        ss->codebook_bytes = 4ull * (uint64_t)mp->m;
+        int half = mp->kind == DC_SECTION_CODED16;
+        DC_TRY(half ? rd_f16s(r, (size_t)mp->m, "codebook", mp->codebook)
+                    : rd_f32s(r, (size_t)mp->m, "codebook", mp->codebook));
+        ss->codebook_bytes = (half ? 2ull : 4ull) * (uint64_t)mp->m;
     }
     uint64_t npos = ss->kept; /* kept = count when there is no position stream */
     uint32_t *pos = malloc(sizeof *pos * (npos ? npos : 1));
@@ -371,7 +373,7 @@ static enum dc_status parse_section(struct rd *r, struct dc_modelfile_param *mp,
     struct rd b = {body, blen, r->origin, r->sec, "?", r->sparse, r->values};
     DC_TRY(parse_section_head(&b, mp, ss));
     r->values = b.values;
-    if (mp->kind != DC_SECTION_CODED) {
+    if (mp->kind != DC_SECTION_CODED && mp->kind != DC_SECTION_CODED16) {
         int half = mp->kind == DC_SECTION_DENSE16;
         DC_TRY(half ? rd_f16s(&b, (size_t)ss->count, "values", mp->values)
                     : rd_f32s(&b, (size_t)ss->count, "values", mp->values));

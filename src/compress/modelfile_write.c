@@ -44,13 +44,17 @@ static enum dc_status put_f32s(struct dc_bitwriter *b, const float *v, size_t n)
 /* Dense values as half ([encode] dense_bits = 16).  Rounding here would make
  * the file differ from the network that was evaluated, so a value that is
  * not already a half is an error: dc_round_dense_half belongs before evaluation. */
-static enum dc_status put_f16s(struct dc_bitwriter *b, const struct dc_param *p, const float *v, size_t n)
+/* what: "value" (dense_bits) or "codebook entry" (codebook_bits) */
+static enum dc_status put_f16s(struct dc_bitwriter *b, const struct dc_param *p, const float *v, size_t n,
+                               const char *what)
 {
+    int entry = what[0] == 'c';
     for (size_t i = 0; i < n; i++) {
         if (!dc_half_exact(v[i]))
-            return DC_ERROR(DC_ERR_ARG, "%s: value %zu (%.9g) is not a half-precision number; with [encode] "
-                            "dense_bits = 16 round the network first (dc_round_dense_half)", p->name, i,
-                            (double)v[i]);
+            return DC_ERROR(DC_ERR_ARG, "%s: %s %zu (%.9g) is not a half-precision number; with [encode] "
+                            "%s = 16 round the network first (%s)", p->name, what, i, (double)v[i],
+                            entry ? "codebook_bits" : "dense_bits",
+                            entry ? "dc_round_codebooks_half" : "dc_round_dense_half");
         uint16_t h = dc_half_from_float(v[i]);
         uint8_t x[2] = {(uint8_t)h, (uint8_t)(h >> 8)};
         DC_TRY(dc_bitwriter_append(b, x, 2));
@@ -206,7 +210,7 @@ static enum dc_status put_values(struct dc_bitwriter *b, const struct dc_param *
 }
 
 static enum dc_status put_coded(struct dc_bitwriter *b, const struct dc_param *p, const struct host_param *h,
-                                int index_bits, int huffman)
+                                int index_bits, int huffman, int half_codebook)
 {
     int bits = 0;
     while (h->assign && (1 << bits) < p->m)
@@ -215,7 +219,8 @@ static enum dc_status put_coded(struct dc_bitwriter *b, const struct dc_param *p
     DC_TRY(put_u8(b, (uint32_t)bits));
     DC_TRY(put_u8(b, (uint32_t)(h->mask ? index_bits : 0)));
     if (bits)
-        DC_TRY(put_f32s(b, h->codebook, (size_t)1 << bits));
+        DC_TRY(half_codebook ? put_f16s(b, p, h->codebook, (size_t)1 << bits, "codebook entry")
+                             : put_f32s(b, h->codebook, (size_t)1 << bits));
     if (h->mask)
         DC_TRY(put_positions(b, p, h, index_bits, huffman));
     return put_values(b, p, h, bits, huffman);
@@ -231,7 +236,8 @@ static enum dc_status put_section(struct dc_bitwriter *b, struct dc_backend *be,
         return DC_ERROR(DC_ERR_UNSUPPORTED, "%s: %zu weights exceed the format's 2^31 - 1", p->name,
                         dc_param_count(p));
     int coded = !dc_modelfile_stores_dense(p);
-    int kind = coded ? DC_SECTION_CODED : cfg->dense_bits == 16 ? DC_SECTION_DENSE16 : DC_SECTION_DENSE;
+    int kind = coded ? (cfg->codebook_bits == 16 && p->assign ? DC_SECTION_CODED16 : DC_SECTION_CODED)
+                     : cfg->dense_bits == 16 ? DC_SECTION_DENSE16 : DC_SECTION_DENSE;
     int index_bits = p->is_conv ? cfg->index_bits_conv : cfg->index_bits_fc;
     if (coded && p->mask && (index_bits < 1 || index_bits > DC_INDEX_BITS_MAX))
         return DC_ERROR(DC_ERR_CONFIG, "%s: index bits %d outside 1..%d ([encode] index_bits_%s)", p->name,
@@ -249,9 +255,9 @@ static enum dc_status put_section(struct dc_bitwriter *b, struct dc_backend *be,
     if (st == DC_OK && coded)
         st = host_param_check(p, &h);
     if (st == DC_OK && coded)
-        st = put_coded(b, p, &h, index_bits, cfg->huffman);
+        st = put_coded(b, p, &h, index_bits, cfg->huffman, kind == DC_SECTION_CODED16);
     else if (st == DC_OK)
-        st = kind == DC_SECTION_DENSE16 ? put_f16s(b, p, h.w, h.n) : put_f32s(b, h.w, h.n);
+        st = kind == DC_SECTION_DENSE16 ? put_f16s(b, p, h.w, h.n, "value") : put_f32s(b, h.w, h.n);
     host_param_free(&h);
     DC_TRY(st);
     if (b->len - start - 4 > UINT32_MAX)
@@ -281,6 +287,9 @@ enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *c
     if (cfg->dense_bits != 16 && cfg->dense_bits != 32)
         return DC_ERROR(DC_ERR_CONFIG, "model file: dense bits %d; [encode] dense_bits must be 16 or 32",
                         cfg->dense_bits);
+    if (cfg->codebook_bits != 16 && cfg->codebook_bits != 32)
+        return DC_ERROR(DC_ERR_CONFIG, "model file: codebook bits %d; [encode] codebook_bits must be 16 or 32",
+                        cfg->codebook_bits);
     struct dc_bitwriter b;
     dc_bitwriter_init(&b);
     enum dc_status st = put_header(&b, net, cfg);

@@ -82,7 +82,8 @@ void dc_report_json(FILE *f, const struct dc_modelfile_stats *st)
                 "\"index_bits_q\": %.4f, \"index_bits_qh\": %.4f, \"value_bytes\": %" PRIu64
                 ", \"index_bytes\": %" PRIu64 ", \"codebook_bytes\": %" PRIu64 ", \"table_bytes\": %" PRIu64
                 ", \"overhead_bytes\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"rate\": %.4f}",
-                s->kind == DC_SECTION_DENSE ? "dense" : s->kind == DC_SECTION_DENSE16 ? "dense16" : "coded",
+                s->kind == DC_SECTION_DENSE ? "dense" : s->kind == DC_SECTION_DENSE16 ? "dense16"
+                : s->kind == DC_SECTION_CODED16 ? "coded16" : "coded",
                 s->prunable, s->count, s->kept, r.kept_fraction, s->bits, s->index_bits, s->entries,
                 r.weight_bits_q, r.weight_bits_qh,
                 r.index_bits_q, r.index_bits_qh, s->value_bytes, s->index_bytes, s->codebook_bytes,

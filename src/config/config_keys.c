@@ -91,6 +91,8 @@ static const struct cfg_key encode_keys[] = {
     /* an int limited to a list: half or single precision, nothing in between */
     {.name = "dense_bits", .kind = CFG_INT, .off = G(dense_bits), .dflt = "32", .lo = 16, .hi = 32,
      .words = dense_bits_words},
+    {.name = "codebook_bits", .kind = CFG_INT, .off = G(codebook_bits), .dflt = "32", .lo = 16, .hi = 32,
+     .words = dense_bits_words},
     KSTR("file", G(encode_file), sizeof(((struct dc_config *)0)->encode_file), "model.dcm", NULL),
 };
 

@@ -144,9 +144,17 @@ static enum dc_status dc_job_check_decoded(struct dc_job *job, const char *path,
 static enum dc_status dc_job_round_dense(struct dc_job *job)
 {
     struct dc_eval ev;
-    DC_TRY(dc_round_dense_half(job->net));
+    const struct dc_config *c = &job->cfg;
+    if (c->dense_bits == 16)
+        DC_TRY(dc_round_dense_half(job->net));
+    if (c->codebook_bits == 16)
+        DC_TRY(dc_round_codebooks_half(job->net));
     DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
-    dc_info("encode: dense parameters rounded to half precision: test accuracy %.2f%%", 100 * ev.accuracy);
+    dc_info("encode: %s rounded to half precision: test accuracy %.2f%%",
+            c->dense_bits == 16 && c->codebook_bits == 16 ? "dense parameters and codebooks"
+            : c->dense_bits == 16                        ? "dense parameters"
+                                                         : "codebooks",
+            100 * ev.accuracy);
     return DC_OK;
 }
 
@@ -161,7 +169,7 @@ enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len)
         snprintf(path, sizeof path, "%s/%s", job->out_dir, file);
     struct dc_modelfile_stats st;
     memset(&st, 0, sizeof st);
-    if (job->cfg.dense_bits == 16)
+    if (job->cfg.dense_bits == 16 || job->cfg.codebook_bits == 16)
         DC_TRY(dc_job_round_dense(job));
     DC_TRY(dc_modelfile_write(path, job->net, &job->cfg, &st));
     struct dc_eval ev = {0};
