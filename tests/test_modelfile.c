@@ -209,52 +209,6 @@ static void test_round_trip(struct dc_backend *be, struct dc_net *net, struct dc
         }
 }
 
-static void test_damage(const uint8_t *buf, size_t size);
-
-/* [encode] codebook_bits = 16: refused until the codebooks are halves; after
- * dc_round_codebooks_half every codebook takes 2 bytes an entry (kind 3) and
- * the file round trips bit for bit. */
-static void test_codebook16(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
-{
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    cfg->codebook_bits = 8;
-    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_CONFIG);
-    cfg->codebook_bits = 16;
-    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_ARG); /* k-means centroids are not halves */
-    CHECK(strstr(dc_error_msg(), "codebook entry") && strstr(dc_error_msg(), "codebook_bits = 16"));
-    CHECK_OK(dc_round_codebooks_half(net));
-    char path[1024];
-    test_tmp_path("test_modelfile_cb16.dcm", path, sizeof path);
-    struct dc_modelfile_stats st, st2;
-    struct dc_net *back = NULL;
-    struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
-    CHECK_OK(dc_modelfile_write(path, net, cfg, &st));
-    CHECK_OK(dc_modelfile_load(path, be, NB, &back, cfg2, &st2));
-    int coded16 = 0;
-    if (back) {
-        compare_nets(be, net, back);
-        check_accounting(&st);
-        for (int i = 0; i < st.nsections; i++) {
-            struct dc_param *p = dc_net_find_param(net, st.s[i].name);
-            CHECK(p && (p->codebook ? st.s[i].kind == DC_SECTION_CODED16 && st.s[i].codebook_bytes == 2u * (unsigned)p->m
-                                    : st.s[i].kind != DC_SECTION_CODED16 && st.s[i].codebook_bytes == 0));
-            coded16 += st.s[i].kind == DC_SECTION_CODED16;
-        }
-        CHECK(coded16 >= 4); /* c1, c2, f2 weights; f1.bias, c1.bn.beta */
-        dc_net_free(back);
-        dc_modelfile_stats_free(&st2);
-    }
-    dc_modelfile_stats_free(&st);
-    dc_config_free(cfg2);
-    free(cfg2);
-    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
-    if (buf)
-        test_damage(buf, size);
-    free(buf);
-    cfg->codebook_bits = 32;
-}
-
 /* Every prefix of the file, and the file with any one bit flipped, is rejected. */
 static void test_damage(const uint8_t *buf, size_t size)
 {
@@ -337,6 +291,81 @@ static void expect_error(const uint8_t *buf, size_t size, const char *needle1, c
     CHECK(!needle2 || strstr(msg, needle2) != NULL);
 }
 
+/* *bits (dense_bits or codebook_bits) = 8 is a config error, and = 16 is
+ * refused while the values are not halves, with a message naming both needles. */
+static void expect_refused16(struct dc_net *net, struct dc_config *cfg, int *bits, const char *needle1,
+                             const char *needle2)
+{
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    *bits = 8;
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_CONFIG);
+    *bits = 16;
+    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_ARG);
+    if (!strstr(dc_error_msg(), needle1) || !strstr(dc_error_msg(), needle2))
+        fprintf(stderr, "message \"%s\" lacks \"%s\" / \"%s\"\n", dc_error_msg(), needle1, needle2);
+    CHECK(strstr(dc_error_msg(), needle1) && strstr(dc_error_msg(), needle2));
+}
+
+/* Write net to `file`, read it back (bit for bit the same network, every
+ * byte accounted for); *st keeps the writer's figures (free them), *ok says
+ * the file read back. */
+static void write_reload(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg, const char *file,
+                         struct dc_modelfile_stats *st, int *ok)
+{
+    char path[1024];
+    test_tmp_path(file, path, sizeof path);
+    struct dc_modelfile_stats st2;
+    struct dc_net *back = NULL;
+    struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
+    memset(st, 0, sizeof *st);
+    CHECK_OK(dc_modelfile_write(path, net, cfg, st));
+    CHECK_OK(dc_modelfile_load(path, be, NB, &back, cfg2, &st2));
+    *ok = back != NULL;
+    if (back) {
+        compare_nets(be, net, back);
+        check_accounting(st);
+        dc_net_free(back);
+        dc_modelfile_stats_free(&st2);
+    }
+    dc_config_free(cfg2);
+    free(cfg2);
+}
+
+/* The network encoded with cfg: every damaged copy is rejected. */
+static void damage_encoded(struct dc_net *net, struct dc_config *cfg)
+{
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
+    if (buf)
+        test_damage(buf, size);
+    free(buf);
+}
+
+/* [encode] codebook_bits = 16: refused until the codebooks are halves; after
+ * dc_round_codebooks_half every codebook takes 2 bytes an entry (kind 3) and
+ * the file round trips bit for bit. */
+static void test_codebook16(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
+{
+    /* k-means centroids are not halves */
+    expect_refused16(net, cfg, &cfg->codebook_bits, "c1.weight: codebook entry 0 (", "codebook_bits = 16");
+    CHECK_OK(dc_round_codebooks_half(net));
+    struct dc_modelfile_stats st;
+    int ok, coded16 = 0;
+    write_reload(be, net, cfg, "test_modelfile_cb16.dcm", &st, &ok);
+    for (int i = 0; ok && i < st.nsections; i++) {
+        struct dc_param *p = dc_net_find_param(net, st.s[i].name);
+        CHECK(p && (p->codebook ? st.s[i].kind == DC_SECTION_CODED16 && st.s[i].codebook_bytes == 2u * (unsigned)p->m
+                                : st.s[i].kind != DC_SECTION_CODED16 && st.s[i].codebook_bytes == 0));
+        coded16 += st.s[i].kind == DC_SECTION_CODED16;
+    }
+    CHECK(!ok || coded16 >= 5); /* c1, c2, f2 weights; f1.bias, c1.bn.beta */
+    dc_modelfile_stats_free(&st);
+    damage_encoded(net, cfg);
+    cfg->codebook_bits = 32;
+}
+
 static void test_messages(const uint8_t *buf, size_t size)
 {
     uint8_t *c = malloc(size);
@@ -401,13 +430,8 @@ static size_t encoded_size(struct dc_net *net, const struct dc_config *cfg, uint
  * dc_round_dense_half the file round trips bit for bit at 2 bytes a value. */
 static void test_dense16(struct dc_backend *be, struct dc_net *net, struct dc_config *cfg)
 {
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    cfg->dense_bits = 8;
-    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_CONFIG);
-    cfg->dense_bits = 16;
-    CHECK(dc_modelfile_encode(net, cfg, &buf, &size) == DC_ERR_ARG); /* running_var is random */
-    CHECK(strstr(dc_error_msg(), "c1.bn.running_var: value 0 (") && strstr(dc_error_msg(), "dense_bits = 16"));
+    /* running_var is random */
+    expect_refused16(net, cfg, &cfg->dense_bits, "c1.bn.running_var: value 0 (", "dense_bits = 16");
     cfg->dense_bits = 32;
     CHECK_OK(dc_round_dense_half(net));
     uint64_t dense32 = 0, dense16 = 0;
@@ -415,32 +439,19 @@ static void test_dense16(struct dc_backend *be, struct dc_net *net, struct dc_co
     cfg->dense_bits = 16;
     size_t size16 = encoded_size(net, cfg, &dense16);
     CHECK(dense32 > 0 && dense16 == dense32 && size32 - size16 == 2 * dense32);
-    char path[1024];
-    test_tmp_path("test_modelfile16.dcm", path, sizeof path);
-    struct dc_modelfile_stats st, st2;
-    struct dc_net *back = NULL;
-    struct dc_config *cfg2 = calloc(1, sizeof *cfg2);
-    CHECK_OK(dc_modelfile_write(path, net, cfg, &st));
-    CHECK_OK(dc_modelfile_load(path, be, NB, &back, cfg2, &st2));
-    if (back) {
-        compare_nets(be, net, back);
-        check_accounting(&st);
-        for (int i = 0; i < st.nsections; i++)
-            CHECK(st.s[i].kind == DC_SECTION_CODED ||
-                  (st.s[i].kind == DC_SECTION_DENSE16 && st.s[i].value_bytes == 2 * st.s[i].count));
-        CHECK(st.file_bytes == size16);
+    struct dc_modelfile_stats st;
+    int ok;
+    write_reload(be, net, cfg, "test_modelfile16.dcm", &st, &ok);
+    for (int i = 0; ok && i < st.nsections; i++)
+        CHECK(st.s[i].kind == DC_SECTION_CODED ||
+              (st.s[i].kind == DC_SECTION_DENSE16 && st.s[i].value_bytes == 2 * st.s[i].count));
+    CHECK(!ok || st.file_bytes == size16);
+    if (ok) {
         printf("round trip with dense_bits = 16:\n");
         dc_report_print(stdout, &st);
-        dc_net_free(back);
-        dc_modelfile_stats_free(&st2);
     }
     dc_modelfile_stats_free(&st);
-    dc_config_free(cfg2);
-    free(cfg2);
-    CHECK_OK(dc_modelfile_encode(net, cfg, &buf, &size));
-    if (buf)
-        test_damage(buf, size);
-    free(buf);
+    damage_encoded(net, cfg);
     cfg->dense_bits = 32;
 }
 
