@@ -86,15 +86,23 @@ static void test_bias_selection(struct dc_backend *be)
     cfg.bits_bias = 0;
     CHECK(!dc_quantize_pays(f1b, &cfg));
     cfg.bits_bias = 4;
-    CHECK(dc_quantize_pays(f1b, &cfg));   /* 40 values: 64 + 20 bytes against 160 */
-    CHECK(!dc_quantize_pays(c2b, &cfg));  /* 8 values: 64 + 4 bytes against 32 */
+    CHECK(dc_quantize_pays(f1b, &cfg));   /* 40 values: 64 + 20 + 11 bytes against 160 */
+    CHECK(!dc_quantize_pays(c2b, &cfg));  /* 8 values: 64 + 4 + 11 bytes against 32 */
     CHECK(!dc_quantize_pays(mean, &cfg)); /* not trainable */
     CHECK(dc_quantize_bits(&cfg, f1b) == 4 && dc_quantize_bits(&cfg, f1w) == cfg.bits_fc);
     cfg.dense_bits = 16;
     cfg.bits_bias = 6;
-    CHECK(!dc_quantize_pays(f1b, &cfg)); /* 256 + 30 bytes against 80 */
+    CHECK(!dc_quantize_pays(f1b, &cfg)); /* 256 + 30 + 11 bytes against 80 */
+    cfg.dense_bits = 32;
+    cfg.bits_bias = 3;
+    CHECK(!dc_quantize_pays(c2b, &cfg)); /* 32 + 3 + 11 bytes against 32 */
+    cfg.codebook_bits = 16;
+    CHECK(dc_quantize_pays(c2b, &cfg)); /* a half codebook: 16 + 3 + 11 against 32 */
+    cfg.codebook_bits = 32;
+    cfg.dense_bits = 16;
     cfg.bits_bias = 2;
-    CHECK(dc_quantize_pays(f1b, &cfg)); /* 16 + 10 against 80 */
+    CHECK(dc_quantize_pays(f1b, &cfg));  /* 16 + 10 + 11 against 80 */
+    CHECK(!dc_quantize_pays(c2b, &cfg)); /* 16 + 2 + 11 against 16 */
     CHECK_OK(dc_quantize_net(net, &cfg));
     CHECK(f1b->codebook && f1b->m == 4 && !c2b->codebook && !mean->codebook && f1w->codebook);
     float v[40];

@@ -27,7 +27,8 @@ enum dc_status dc_kmeans_init_centroids(const float *x, const float *mask, size_
  * norm); else cfg->layers[p->cfg_index].bits when > 0, else bits_conv or bits_fc. */
 int dc_quantize_bits(const struct dc_config *cfg, const struct dc_param *p);
 /* 1 when p, not prunable, is to share a codebook: trainable, bits_bias > 0,
- * and the codebook and indices smaller than its dense values (dense_bits). */
+ * and its coded section (codebook at codebook_bits, fixed-width indices)
+ * smaller than its dense values (dense_bits). */
 int dc_quantize_pays(const struct dc_param *p, const struct dc_config *cfg);
 struct dc_net;
 /* Quantize every prunable parameter of the net's layers, and the others that

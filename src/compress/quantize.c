@@ -179,17 +179,19 @@ int dc_quantize_bits(const struct dc_config *cfg, const struct dc_param *p)
     return p->is_conv ? cfg->bits_conv : cfg->bits_fc;
 }
 
-/* A codebook costs 4 bytes an entry: a bias of 10 values at 4 bits would
- * take 64 bytes of codebook to save 15 of values, so a dense parameter is
- * quantized only when its codebook and indices (fixed width, the most Huffman
- * can take) come to fewer bytes than its dense values. */
+/* A codebook costs 4 bytes an entry (2 with codebook_bits = 16): a bias of
+ * 10 values at 4 bits would take 64 bytes of codebook to save 15 of values,
+ * so a dense parameter is quantized only when its codebook, its indices at
+ * fixed width (the most Huffman can take) and the 11 bytes of a coded
+ * section's extra fields come to fewer bytes than its dense values. */
 int dc_quantize_pays(const struct dc_param *p, const struct dc_config *cfg)
 {
     int bits = dc_quantize_bits(cfg, p);
     if (!p->trainable || bits <= 0)
         return 0;
-    double n = (double)dc_param_count(p);
-    return 4.0 * (double)(1 << bits) + n * bits / 8.0 < n * cfg->dense_bits / 8.0;
+    size_t n = dc_param_count(p);
+    size_t coded = (size_t)(cfg->codebook_bits == 16 ? 2 : 4) * ((size_t)1 << bits) + (n * (size_t)bits + 7) / 8 + 11;
+    return coded < n * (size_t)(cfg->dense_bits == 16 ? 2 : 4);
 }
 
 enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg)
