@@ -251,7 +251,8 @@ enum dc_status dc_cuda_bn_bwd(struct dc_backend *be, const struct dc_bn_desc *d,
 
 /* cuda_loss.cu */
 enum dc_status dc_cuda_softmax_xent(struct dc_backend *be, int n, int k, const float *logits,
-                                    const int32_t *labels, float grad_scale, float *dlogits, float *stats);
+                                    const int32_t *labels, const struct dc_soft_target *soft, float grad_scale,
+                                    float *dlogits, float *stats);
 enum dc_status dc_cuda_argmax(struct dc_backend *be, int n, int k, const float *logits, int32_t *pred);
 
 /* cuda_kmeans.cu */

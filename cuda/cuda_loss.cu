@@ -1,6 +1,6 @@
-/* cuda_loss.cu: softmax cross-entropy and arg-max, one warp per row.  The
- * loss sum and the correct count are added into `stats` in device memory, so
- * a training epoch reads them back only once.  Like the CPU reference the row
+/* cuda_loss.cu: softmax cross-entropy (hard or soft targets) and arg-max,
+ * one warp per row.  The loss sum and the correct count are added into
+ * `stats` in device memory, so a training epoch reads them back only once.  Like the CPU reference the row
  * sum of exp(x - max) and the loss are computed in double, and dlogits =
  * (expf(x - max) * (float)(1/sum) - onehot) * grad_scale in float.  The
  * statistics are repeatable: each block writes its double partial sums to the
@@ -50,9 +50,57 @@ static __device__ double warp_sum(double v)
     return v;
 }
 
-static __global__ void k_softmax_xent(int n, int k, const float *logits, const int32_t *labels,
-                                      float grad_scale, float *dlogits, double *partial,
-                                      struct dc_cuda_deferred *err, unsigned int seq)
+/* The soft-target row (struct dc_soft_target) across the warp, the same
+ * arithmetic as the CPU reference's dc_soft_row; returns the row's loss
+ * (every lane), writes drow when not NULL.  sum = sum_j exp(z_j - max). */
+static __device__ double soft_row(const struct dc_soft_target &st, int k, const float *row, const float *trow,
+                                  int label, float max, double sum, float grad_scale, float *drow)
+{
+    const int lane = threadIdx.x & 31;
+    const float eps = st.smoothing, a = st.alpha, T = st.temperature;
+    double logsum = 0.0;
+    for (int j = lane; j < k; j += 32)
+        logsum += (double)(row[j] - max);
+    logsum = warp_sum(logsum);
+    const double lse = log(sum);
+    double loss = (1.0 - a) * ((1.0 - eps) * (lse - (double)(row[label] - max)) + eps * (lse - logsum / k));
+    double rsum = 0.0, qsum = 0.0;
+    float tmax = 0.0f;
+    if (a > 0.0f) {
+        int tj;
+        warp_argmax(trow, k, &tmax, &tj);
+        for (int j = lane; j < k; j += 32) {
+            rsum += exp((double)((row[j] - max) / T));
+            qsum += exp((double)((trow[j] - tmax) / T));
+        }
+        rsum = warp_sum(rsum);
+        qsum = warp_sum(qsum);
+        const double lr = log(rsum), lq = log(qsum);
+        double kl = 0.0;
+        for (int j = lane; j < k; j += 32) {
+            const double logq = (double)((trow[j] - tmax) / T) - lq, logr = (double)((row[j] - max) / T) - lr;
+            kl += exp(logq) * (logq - logr);
+        }
+        loss += (double)a * T * T * warp_sum(kl);
+    }
+    if (drow) {
+        const float inv = (float)(1.0 / sum), rinv = (float)(1.0 / rsum), qinv = (float)(1.0 / qsum);
+        for (int j = lane; j < k; j += 32) {
+            float target = __fadd_rn(j == label ? 1.0f - eps : 0.0f, eps / (float)k);
+            float g = __fmul_rn(1.0f - a, __fsub_rn(__fmul_rn(expf(row[j] - max), inv), target));
+            if (a > 0.0f)
+                g = __fadd_rn(g, __fmul_rn(__fmul_rn(a, T), __fsub_rn(__fmul_rn(expf((row[j] - max) / T), rinv),
+                                                                    __fmul_rn(expf((trow[j] - tmax) / T), qinv))));
+            drow[j] = __fmul_rn(g, grad_scale);
+        }
+    }
+    return loss;
+}
+
+/* has_soft 0: hard labels (soft is not read) */
+static __global__ void k_softmax_xent(int n, int k, const float *logits, const int32_t *labels, int has_soft,
+                                      struct dc_soft_target soft, float grad_scale, float *dlogits,
+                                      double *partial, struct dc_cuda_deferred *err, unsigned int seq)
 {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double loss = 0.0, correct = 0.0; /* meaningful on lane 0 */
@@ -75,6 +123,15 @@ static __global__ void k_softmax_xent(int n, int k, const float *logits, const i
         for (int j = lane; j < k; j += 32)
             sum += exp((double)(row[j] - max));
         sum = warp_sum(sum);
+        if (has_soft) {
+            double l = soft_row(soft, k, row, soft.alpha > 0.0f ? soft.teacher + (size_t)i * k : NULL, label, max,
+                                sum, grad_scale, dlogits ? dlogits + (size_t)i * k : NULL);
+            if (lane == 0) {
+                loss += l;
+                correct += top == label;
+            }
+            continue;
+        }
         if (lane == 0) {
             loss += log(sum) - (double)(row[label] - max);
             correct += top == label;
@@ -120,17 +177,19 @@ static unsigned row_blocks(int n)
 static_assert(2 * DC_CUDA_MAX_BLOCKS <= DC_CUDA_STEP_DOUBLES, "the loss partials must fit the step buffer");
 
 extern "C" enum dc_status dc_cuda_softmax_xent(struct dc_backend *be, int n, int k, const float *logits,
-                                               const int32_t *labels, float grad_scale, float *dlogits,
-                                               float *stats)
+                                               const int32_t *labels, const struct dc_soft_target *soft,
+                                               float grad_scale, float *dlogits, float *stats)
 {
     struct dc_cuda_ctx *ctx = dc_cuda_ctx_of(be);
     if (n < 0 || k <= 0)
         return DC_ERROR(DC_ERR_ARG, "softmax_xent: bad shape [%d,%d]", n, k);
+    DC_TRY(dc_soft_target_check(soft));
     if (n == 0)
         return DC_OK;
     const unsigned blocks = row_blocks(n);
-    k_softmax_xent<<<blocks, DC_CUDA_THREADS, 0, ctx->stream>>>(n, k, logits, labels, grad_scale, dlogits,
-                                                               ctx->step_buf, ctx->deferred,
+    const struct dc_soft_target st = soft ? *soft : dc_soft_target{0.0f, 0.0f, 1.0f, NULL};
+    k_softmax_xent<<<blocks, DC_CUDA_THREADS, 0, ctx->stream>>>(n, k, logits, labels, soft != NULL, st, grad_scale,
+                                                               dlogits, ctx->step_buf, ctx->deferred,
                                                                dc_cuda_defer_seq(ctx));
     DC_CUDA_LAUNCH_CHECK("k_softmax_xent");
     k_loss_stats<<<1, DC_CUDA_THREADS, 0, ctx->stream>>>(ctx->step_buf, (int)blocks, stats);

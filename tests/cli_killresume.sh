@@ -134,5 +134,22 @@ done
 DC_KILL_AT=step:10 killed twice dct --out k_twice &&
     resume twice k_twice write-checkpoint.bin:100 && resume twice k_twice && same_as_ref twice k_twice
 
-echo "cli_killresume: $(( ${#POINTS[@]} + 1 )) kill points"
+# [distill] and label smoothing: the teacher is saved as teacher.bin when
+# prune-1 starts, and a run resumed later distils from that file; killed
+# while it is written, or before, the resumed run saves it again.
+SETS+=(--set train.label_smoothing=0.1 --set distill.alpha=0.6 --set distill.temperature=3)
+mv ref ref_plain
+run 0 "distill reference" dct --out ref || fail "distill: the uninterrupted run failed"
+normalise ref
+[ -s ref/teacher.bin ] || fail "distill: no teacher.bin"
+cmp -s ref_plain/model.dcm ref/model.dcm && fail "distill: the same model file as without distillation"
+for p in write-teacher.bin:1 stage:2 step:10 step:19; do
+    case $p in write-*) kill_at "$p" teacher.bin.tmp ;; *) kill_at "$p" ;; esac
+done
+# without its teacher a resumed run stops, naming the file
+DC_KILL_AT=step:10 killed "no teacher" dct --out k_noteacher && rm k_noteacher/teacher.bin &&
+    run 1 "no teacher" dct --out k_noteacher --resume k_noteacher/checkpoint.bin &&
+    one_line "no teacher" "k_noteacher/teacher.bin: the \\[distill\\] teacher"
+
+echo "cli_killresume: $(( ${#POINTS[@]} + 6 )) kill points"
 cli_finish cli_killresume

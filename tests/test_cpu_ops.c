@@ -449,6 +449,56 @@ static void test_elementwise(struct dc_backend *be)
 
 /* ------------------------------------------------------------------ loss */
 
+
+/* Soft targets against the definition written out (struct dc_soft_target):
+ * the distributions s, p, r, q formed explicitly in double. */
+static void test_soft_xent(struct dc_backend *be, int n, int k, const float *logits, const int32_t *labels)
+{
+    float *teacher = rnd_array((size_t)n * k), *dl = poisoned((size_t)n * k), *ref = malloc((size_t)n * k * sizeof *ref);
+    for (int i = 0; i < n * k; i++)
+        teacher[i] = 6.0f * teacher[i] + (i / k == 2 ? -500.0f : 0.0f);
+    const struct dc_soft_target cases[] = {{0.1f, 0.0f, 1.0f, NULL}, {0.0f, 1.0f, 1.0f, teacher},
+                                           {0.05f, 0.7f, 4.0f, teacher}, {0.2f, 0.3f, 0.5f, teacher}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const struct dc_soft_target *st = &cases[c];
+        const double a = st->alpha, eps = st->smoothing, T = st->temperature;
+        double loss = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *z = logits + (size_t)i * k, *t = teacher + (size_t)i * k;
+            double mz = -INFINITY, mt = -INFINITY, sp = 0, sr = 0, sq = 0;
+            for (int j = 0; j < k; j++)
+                mz = z[j] > mz ? z[j] : mz, mt = t[j] > mt ? t[j] : mt;
+            for (int j = 0; j < k; j++)
+                sp += exp(z[j] - mz), sr += exp((z[j] - mz) / T), sq += exp((t[j] - mt) / T);
+            for (int j = 0; j < k; j++) {
+                double p = exp(z[j] - mz) / sp, r = exp((z[j] - mz) / T) / sr, q = exp((t[j] - mt) / T) / sq;
+                double sj = (j == labels[i] ? 1.0 - eps : 0.0) + eps / k;
+                loss += (1 - a) * -sj * log(p) + (a > 0 ? a * T * T * q * log(q / r) : 0.0);
+                ref[i * k + j] = (float)(((1 - a) * (p - sj) + a * T * (r - q)) * 0.5);
+            }
+        }
+        float stats[2] = {0.0f, 0.0f};
+        CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, st, 0.5f, dl, stats));
+        check_close("soft softmax_xent dlogits", ref, dl, (size_t)n * k, 1e-6f, 1e-5f);
+        check_close("soft softmax_xent loss", (float[]){(float)loss}, stats, 1, 1e-4f, 1e-5f);
+    }
+    /* the teacher's own logits at alpha 1: nothing to learn */
+    float stats[2] = {0.0f, 0.0f};
+    const struct dc_soft_target self = {0.0f, 1.0f, 2.0f, logits};
+    CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, &self, 1.0f, dl, stats));
+    for (int i = 0; i < n * k; i++)
+        CHECK(fabsf(dl[i]) < 1e-6f);
+    CHECK(fabsf(stats[0]) < 1e-5f);
+    const struct dc_soft_target bad[] = {{1.0f, 0.0f, 1.0f, NULL}, {-0.1f, 0.0f, 1.0f, NULL},
+                                         {0.0f, 0.5f, 1.0f, NULL}, {0.0f, 0.5f, 0.0f, teacher},
+                                         {0.0f, 1.5f, 1.0f, teacher}};
+    for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
+        dc_error_clear();
+        CHECK(be->ops.softmax_xent(be, n, k, logits, labels, &bad[c], 1.0f, dl, stats) == DC_ERR_ARG);
+        CHECK(strstr(dc_error_msg(), "softmax_xent") != NULL);
+    }
+    free(teacher), free(dl), free(ref);
+}
 static void test_loss(struct dc_backend *be)
 {
     const int n = 7, k = 10;
@@ -477,14 +527,15 @@ static void test_loss(struct dc_backend *be)
             ref[i * k + j] = (float)((exp(logits[i * k + j] - mx) / sum - (j == labels[i])) * 0.25);
     }
     float stats[2] = {1.5f, 2.0f}; /* accumulates onto what is there */
-    CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, 0.25f, dl, stats));
+    CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, NULL, 0.25f, dl, stats));
     float want[2] = {(float)(1.5 + loss), (float)(2.0 + correct)};
     check_close("softmax_xent dlogits", ref, dl, (size_t)n * k, 1e-6f, 1e-5f);
     check_close("softmax_xent stats", want, stats, 2, 1e-4f, 1e-5f);
     CHECK_OK(be->ops.argmax(be, n, k, logits, pred));
     CHECK(pred[5] == 2);
+    test_soft_xent(be, n, k, logits, labels);
     labels[0] = k;
-    CHECK(be->ops.softmax_xent(be, n, k, logits, labels, 1.0f, dl, stats) == DC_ERR_ARG);
+    CHECK(be->ops.softmax_xent(be, n, k, logits, labels, NULL, 1.0f, dl, stats) == DC_ERR_ARG);
     free(logits), free(dl), free(ref);
 }
 

@@ -288,8 +288,8 @@ static void loss_case(int n, int k)
     const float init[2] = {0.5f, 2.0f};
     struct buf logits = buf_host(h, (size_t)n * k), labels = labels_new(lab, n), dl = buf_nan((size_t)n * k);
     struct buf stats = buf_host(init, 2), pred = buf_nan((size_t)n);
-    BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), 1.0f / n, F(dl, s), F(stats, s)));
-    BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), 1.0f, NULL, F(stats, s)));
+    BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f / n, F(dl, s), F(stats, s)));
+    BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f, NULL, F(stats, s)));
     BOTH(s, BE(s)->ops.argmax(BE(s), n, k, F(logits, s), I32(pred, s)));
     char what[64];
     snprintf(what, sizeof what, "softmax_xent [%d,%d]: dlogits", n, k);
@@ -347,7 +347,7 @@ static void test_loss(void)
     enum dc_status st[2];
     char msg[2][512];
     for (int s = 0; s < 2; s++) {
-        st[s] = BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), 1.0f, F(dl, s), F(stats, s));
+        st[s] = BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f, F(dl, s), F(stats, s));
         snprintf(msg[s], sizeof msg[s], "%s", st[s] == DC_OK ? "" : dc_error_msg());
     }
     expect_same_error("softmax_xent with label 10 of 10 classes", st, msg, &stats);

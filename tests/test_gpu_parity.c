@@ -370,13 +370,29 @@ static void test_loss(enum dc_op op)
         } else {
             const float init[2] = {0.5f, 2.0f};
             struct buf dl = buf_nan((size_t)n * k), stats = buf_new(init, sizeof init);
-            BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), 1.0f / n, F(dl, s),
+            BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f / n, F(dl, s),
                                             F(stats, s)));
-            BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), 1.0f, NULL,
+            BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f, NULL,
                                             F(stats, s))); /* statistics only */
             cmp_f("dlogits", op, &dl);
             cmp_f("stats", op, &stats);
-            FREE_ALL(&dl, &stats);
+            /* soft targets: smoothing alone, then a teacher at a temperature */
+            float *th = rand_host((size_t)n * k, -6, 6);
+            struct buf teacher = buf_new(th, (size_t)n * k * sizeof(float));
+            const float cases[2][3] = {{0.1f, 0.0f, 1.0f}, {0.05f, 0.7f, 4.0f}};
+            for (int c = 0; c < 2; c++) {
+                struct buf sdl = buf_nan((size_t)n * k), sstats = buf_new(init, sizeof init);
+                struct dc_soft_target soft[2];
+                for (int s = 0; s < 2; s++)
+                    soft[s] = (struct dc_soft_target){cases[c][0], cases[c][1], cases[c][2], F(teacher, s)};
+                BOTH(s, BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), &soft[s], 1.0f / n,
+                                                F(sdl, s), F(sstats, s)));
+                cmp_f(c ? "dlogits, distilled" : "dlogits, smoothed", op, &sdl);
+                cmp_f(c ? "stats, distilled" : "stats, smoothed", op, &sstats);
+                FREE_ALL(&sdl, &sstats);
+            }
+            FREE_ALL(&dl, &stats, &teacher);
+            free(th);
         }
         FREE_ALL(&logits, &labels);
         free(h);

@@ -299,8 +299,8 @@ static void test_loss(enum dc_op op)
                      pred = twice_new((size_t)n * 4);
         for (int r = 0; r < 2; r++) {
             if (op == DC_OP_SOFTMAX_XENT) {
-                CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, 1.0f / n, OUTF(t, r), OUTF(st, r)));
-                CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, 1.0f, NULL, OUTF(st, r)));
+                CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, NULL, 1.0f / n, OUTF(t, r), OUTF(st, r)));
+                CHECK_OK(be->ops.softmax_xent(be, n, k, logits, labels, NULL, 1.0f, NULL, OUTF(st, r)));
                 CHECK_OK(be->ops.fill(be, OUTF(pred, r), 0.0f, (size_t)n));
             } else {
                 CHECK_OK(be->ops.argmax(be, n, k, logits, (int32_t *)pred.out[r]));

@@ -465,6 +465,7 @@ struct gc_xent_ctx {
     int n, k;
     float *logits, *dlogits, *stats;
     int32_t *labels;
+    const struct dc_soft_target *soft; /* NULL: hard labels */
 };
 
 static double gc_xent_loss(void *p)
@@ -472,7 +473,7 @@ static double gc_xent_loss(void *p)
     struct gc_xent_ctx *c = p;
     float stats[2];
     CHECK_OK(c->be->ops.fill(c->be, c->stats, 0.0f, 2));
-    CHECK_OK(c->be->ops.softmax_xent(c->be, c->n, c->k, c->logits, c->labels, 1.0f / (float)c->n,
+    CHECK_OK(c->be->ops.softmax_xent(c->be, c->n, c->k, c->logits, c->labels, c->soft, 1.0f / (float)c->n,
                                      c->dlogits, c->stats));
     CHECK_OK(c->be->ops.download(c->be, stats, c->stats, sizeof stats));
     return (double)stats[0] / c->n;
@@ -492,12 +493,25 @@ static void test_xent(struct dc_backend *be)
     CHECK_OK(be->ops.alloc(be, (void **)&c.labels, sizeof labels));
     CHECK_OK(be->ops.upload(be, c.labels, labels, sizeof labels));
     CHECK_OK(be->ops.upload(be, c.logits, lh, count * sizeof(float)));
-    double l0 = gc_xent_loss(&c);
-    CHECK(l0 > 0.0);
-    CHECK_OK(be->ops.download(be, gh, c.dlogits, count * sizeof(float)));
-    struct gc_target t = {gc_xent_loss, &c};
-    struct gc_tensor_ref ref = {"softmax xent dlogits", lh, gh, count, be, c.logits};
-    gc_compare(&t, &ref, &gc_default);
+    /* hard labels; label smoothing; a teacher at temperature 3 beside smoothing */
+    float *th = gc_random(count, -4.0f, 4.0f), *teacher = NULL;
+    CHECK_OK(be->ops.alloc(be, (void **)&teacher, count * sizeof(float)));
+    CHECK_OK(be->ops.upload(be, teacher, th, count * sizeof(float)));
+    const struct dc_soft_target smooth = {0.1f, 0.0f, 1.0f, NULL}, distill = {0.05f, 0.6f, 3.0f, teacher};
+    const struct dc_soft_target *cases[3] = {NULL, &smooth, &distill};
+    const char *names[3] = {"softmax xent dlogits", "softmax xent dlogits, smoothed",
+                            "softmax xent dlogits, distilled"};
+    for (int i = 0; i < 3; i++) {
+        c.soft = cases[i];
+        double l0 = gc_xent_loss(&c);
+        CHECK(l0 > 0.0);
+        CHECK_OK(be->ops.download(be, gh, c.dlogits, count * sizeof(float)));
+        struct gc_target t = {gc_xent_loss, &c};
+        struct gc_tensor_ref ref = {names[i], lh, gh, count, be, c.logits};
+        gc_compare(&t, &ref, &gc_default);
+    }
+    be->ops.release(be, teacher);
+    free(th);
     be->ops.release(be, c.logits);
     be->ops.release(be, c.dlogits);
     be->ops.release(be, c.stats);

@@ -201,9 +201,18 @@ static void test_round_trip(struct dc_backend *be, struct dc_net *net, struct dc
                 CHECK(st2.file_bytes == st.file_bytes && st2.nsections == net->nparams);
                 CHECK(st.dense_bytes == 4 * dc_net_param_count(net));
                 check_accounting(&st);
-                for (int i = 0; i < st.nsections; i++)
-                    if (wi == 1 && strcmp(st.s[i].name, "f1.weight") == 0)
-                        CHECK(st.s[i].entries > st.s[i].kept); /* 1-bit gaps at 10% density need fillers */
+                for (int i = 0; i < st.nsections; i++) {
+                    const struct dc_section_stats *s = &st.s[i];
+                    if (wi == 1 && strcmp(s->name, "f1.weight") == 0)
+                        CHECK(s->entries > s->kept); /* 1-bit gaps at 10% density need fillers */
+                    /* the sizes dc_quantize_pays weighs are the writer's: body = section less
+                     * length, name length, name, kind, flags, shape and CRC */
+                    uint64_t body = s->total_bytes - (4 + 1 + strlen(s->name) + 1 + 1 + 16 + 4);
+                    if (!huff && !s->prunable && s->bits)
+                        CHECK(body == dc_modelfile_coded_bytes(s->count, s->bits, 32));
+                    if (s->kind == DC_SECTION_DENSE)
+                        CHECK(body == dc_modelfile_dense_bytes(s->count, 32));
+                }
                 if (huff && wi == 0) {
                     printf("round trip (Huffman, index bits 8/5):\n");
                     dc_report_print(stdout, &st);

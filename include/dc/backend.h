@@ -61,6 +61,25 @@ struct dc_batch_desc {
     float mean[3], std[3];
 };
 
+/* Soft targets for softmax_xent: label smoothing and distillation (Hinton et
+ * al. 2015).  Row i with logits z, label y, teacher logits t:
+ *   s = (1 - smoothing) onehot(y) + smoothing / K
+ *   p = softmax(z), r = softmax(z / T), q = softmax(t / T)
+ *   loss = (1 - alpha) sum_j -s_j log p_j + alpha T^2 sum_j q_j log(q_j / r_j)
+ *   dlogits = grad_scale ((1 - alpha)(p - s) + alpha T (r - q))
+ * The T^2 keeps the soft term's gradient on the scale of the hard one's as T
+ * changes.  stats[1] still counts arg-max hits on the label. */
+struct dc_soft_target {
+    float smoothing;       /* [0, 1) */
+    float alpha;           /* [0, 1]; 0 = no teacher */
+    float temperature;     /* > 0; read when alpha > 0 */
+    const float *teacher;  /* [N,K] backend memory; read when alpha > 0 */
+};
+
+/* DC_OK for NULL or a soft target within the ranges above (and a teacher
+ * when alpha > 0); both backends' softmax_xent ask it first. */
+enum dc_status dc_soft_target_check(const struct dc_soft_target *soft);
+
 /* One tensor of a multi-tensor SGD update (sgd_multi).  The caller builds
  * an array of these once per network, in backend memory, and passes it to
  * every step: on CUDA the whole array is one launch. */
@@ -149,12 +168,14 @@ struct dc_backend_ops {
                             const float *in, float *a, float *b);
 
     /* ---- loss: logits [N,K], labels [N] int32 ---- */
-    /* dlogits = (softmax - onehot) * grad_scale; stats[0] += sum of -log p(label),
-     * stats[1] += number of rows whose arg-max equals the label.  stats lives in
-     * backend memory so a training step needs no host round trip. */
+    /* soft NULL: dlogits = (softmax - onehot) * grad_scale; stats[0] += sum of
+     * -log p(label), stats[1] += number of rows whose arg-max equals the
+     * label.  With soft (struct dc_soft_target): the loss and gradient below
+     * it.  stats lives in backend memory so a training step needs no host
+     * round trip. */
     enum dc_status (*softmax_xent)(struct dc_backend *be, int n, int k, const float *logits,
-                                   const int32_t *labels, float grad_scale, float *dlogits,
-                                   float *stats);
+                                   const int32_t *labels, const struct dc_soft_target *soft,
+                                   float grad_scale, float *dlogits, float *stats);
     /* pred[i] = arg-max of row i (first on ties) */
     enum dc_status (*argmax)(struct dc_backend *be, int n, int k, const float *logits, int32_t *pred);
 

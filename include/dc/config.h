@@ -71,6 +71,14 @@ struct dc_config {
     char cuda_graph[8];                /* auto | on | off: replay each training step as a CUDA
                                           graph (auto = on where the backend has graphs) */
     int checkpoint_every;              /* epochs between checkpoints, default 1 */
+    float label_smoothing;             /* 0..1: targets (1 - e) onehot + e / classes in every
+                                          training phase; 0 (default) = the labels alone */
+
+    /* [distill] (has_distill = section present): the network as it enters the
+       first compression stage teaches every retraining and fine-tuning phase */
+    int has_distill;
+    float distill_alpha;               /* weight of the teacher's soft targets, 0..1 */
+    float distill_temperature;         /* softmax temperature of both, > 0 */
 
     /* [prune] (has_prune = section present) */
     int has_prune;

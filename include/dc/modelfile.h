@@ -87,6 +87,13 @@ void dc_modelfile_free(struct dc_modelfile *mf);
  * bias, or an untouched weight; a bias quantized with [quantize] bits_bias
  * has a codebook). */
 int dc_modelfile_stores_dense(const struct dc_param *p);
+/* Bytes the body of a coded section without positions takes (kept count,
+ * widths, codebook of 2^bits entries at codebook_bits, one fixed-width stream
+ * of n codes; Huffman is used only where smaller), and of a dense section of
+ * n values at dense_bits: dc_quantize_pays compares the two, so the writer's
+ * layout is stated once, here. */
+size_t dc_modelfile_coded_bytes(size_t n, int bits, int codebook_bits);
+size_t dc_modelfile_dense_bytes(size_t n, int dense_bits);
 /* Round every densely stored value of net to the nearest half (ties to even)
  * in place, so that [encode] dense_bits = 16 loses nothing the network still
  * has: call it before evaluating the network that will be encoded.  Fails,
@@ -97,9 +104,10 @@ enum dc_status dc_round_dense_half(struct dc_net *net);
  * rounded to the nearest half, and the weights gathered from it again. */
 enum dc_status dc_round_codebooks_half(struct dc_net *net);
 /* Encode net (and cfg's net_text, dataset, [encode] keys: index_bits_conv/fc,
- * huffman, dense_bits) into a malloc'd buffer.  Parameters with a mask or a
- * codebook become coded sections; the rest are dense (float32, or
- * half with dense_bits = 16).  Fails when a quantized weight differs from its
+ * huffman, dense_bits, codebook_bits) into a malloc'd buffer.  Parameters
+ * with a mask or a codebook become coded sections (their codebooks float32,
+ * or half with codebook_bits = 16); the rest are dense (float32, or half with
+ * dense_bits = 16).  Fails when a quantized weight differs from its
  * codebook entry, a pruned weight is not zero, or (dense_bits = 16) a dense
  * value is not exactly a half, since the file could not then reproduce the
  * network exactly. */

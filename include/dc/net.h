@@ -37,6 +37,9 @@ enum dc_status dc_net_forward(struct dc_net *net, int n, const struct dc_pass *p
 /* Loss of the last forward against net->labels (first n), adds into net->stats,
  * writes grad[nlayers] scaled by 1/n. */
 enum dc_status dc_net_loss(struct dc_net *net, int n);
+/* The same against soft targets (label smoothing, a teacher's logits), soft
+ * NULL being dc_net_loss. */
+enum dc_status dc_net_loss_soft(struct dc_net *net, int n, const struct dc_soft_target *soft);
 enum dc_status dc_net_backward(struct dc_net *net, int n);
 /* One optimiser step over every trainable parameter: masked SGD for plain and
  * pruned parameters; quantized parameters update their codebook instead

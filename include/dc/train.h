@@ -42,6 +42,7 @@ struct dc_phase {
     int epochs;
     float lr;            /* peak learning rate */
     enum dc_lr_schedule schedule;
+    struct dc_net *teacher; /* [distill]: run on every batch, its logits the soft targets; NULL = none */
 };
 
 /* Progress of a run, saved in checkpoints. */

@@ -209,6 +209,17 @@ static enum dc_status put_values(struct dc_bitwriter *b, const struct dc_param *
     return st;
 }
 
+size_t dc_modelfile_coded_bytes(size_t n, int bits, int codebook_bits)
+{
+    size_t fields = 4 + 1 + 1 + 1 + 4; /* kept, bits, index bits; the stream's coding and length */
+    return fields + (size_t)(codebook_bits == 16 ? 2 : 4) * ((size_t)1 << bits) + (n * (size_t)bits + 7) / 8;
+}
+
+size_t dc_modelfile_dense_bytes(size_t n, int dense_bits)
+{
+    return n * (size_t)(dense_bits == 16 ? 2 : 4);
+}
+
 static enum dc_status put_coded(struct dc_bitwriter *b, const struct dc_param *p, const struct host_param *h,
                                 int index_bits, int huffman, int half_codebook)
 {

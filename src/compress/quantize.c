@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "dc/modelfile.h"
 #include "dc/net.h"
 #include "dc/quantize.h"
 
@@ -190,8 +191,7 @@ int dc_quantize_pays(const struct dc_param *p, const struct dc_config *cfg)
     if (!p->trainable || bits <= 0)
         return 0;
     size_t n = dc_param_count(p);
-    size_t coded = (size_t)(cfg->codebook_bits == 16 ? 2 : 4) * ((size_t)1 << bits) + (n * (size_t)bits + 7) / 8 + 11;
-    return coded < n * (size_t)(cfg->dense_bits == 16 ? 2 : 4);
+    return dc_modelfile_coded_bytes(n, bits, cfg->codebook_bits) < dc_modelfile_dense_bytes(n, cfg->dense_bits);
 }
 
 enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg)

@@ -61,6 +61,12 @@ static const struct cfg_key train_keys[] = {
     KBOOL("tf32", G(tf32), "0"),
     KSTR("cuda_graph", G(cuda_graph), sizeof(((struct dc_config *)0)->cuda_graph), "auto", graph_words),
     KINT("checkpoint_every", G(checkpoint_every), "1", 1, ANY_INT),
+    KFLT("label_smoothing", G(label_smoothing), "0", 0, 0, 1, 1),
+};
+
+static const struct cfg_key distill_keys[] = {
+    KFLT("alpha", G(distill_alpha), "0.5", 0, 1, 1, 0),
+    KFLT("temperature", G(distill_temperature), "4", 0, 1, 100, 0),
 };
 
 static const struct cfg_key prune_keys[] = {
@@ -108,6 +114,7 @@ const struct cfg_section cfg_global_sections[] = {
     {"prune", prune_keys, NKEYS(prune_keys)},
     {"quantize", quantize_keys, NKEYS(quantize_keys)},
     {"encode", encode_keys, NKEYS(encode_keys)},
+    {"distill", distill_keys, NKEYS(distill_keys)},
     {"init", init_keys, NKEYS(init_keys)},
 };
 const int cfg_nglobal_sections = NKEYS(cfg_global_sections);

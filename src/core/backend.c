@@ -35,6 +35,22 @@ const char *dc_op_name(enum dc_op op)
     return (op >= 0 && op < DC_OP_COUNT) ? dc_op_names[op] : "unknown";
 }
 
+enum dc_status dc_soft_target_check(const struct dc_soft_target *soft)
+{
+    if (!soft)
+        return DC_OK;
+    if (!(soft->smoothing >= 0.0f && soft->smoothing < 1.0f))
+        return DC_ERROR(DC_ERR_ARG, "softmax_xent: label smoothing %g outside [0, 1)", (double)soft->smoothing);
+    if (!(soft->alpha >= 0.0f && soft->alpha <= 1.0f))
+        return DC_ERROR(DC_ERR_ARG, "softmax_xent: distillation weight %g outside [0, 1]", (double)soft->alpha);
+    if (soft->alpha > 0.0f && !(soft->temperature > 0.0f && soft->temperature < 1e6f))
+        return DC_ERROR(DC_ERR_ARG, "softmax_xent: temperature %g must be positive", (double)soft->temperature);
+    if (soft->alpha > 0.0f && !soft->teacher)
+        return DC_ERROR(DC_ERR_ARG, "softmax_xent: distillation weight %g without teacher logits",
+                        (double)soft->alpha);
+    return DC_OK;
+}
+
 /* Every table entry must be filled: a NULL would crash far from its cause. */
 static enum dc_status dc_backend_check_table(const struct dc_backend *be)
 {

@@ -30,15 +30,20 @@ enum dc_status dc_net_forward(struct dc_net *net, int n, const struct dc_pass *p
 }
 
 /* logits act[L] [N,K], labels [N] -> grad[L] [N,K] = (softmax - onehot) / N */
-enum dc_status dc_net_loss(struct dc_net *net, int n)
+enum dc_status dc_net_loss_soft(struct dc_net *net, int n, const struct dc_soft_target *soft)
 {
     DC_TRY(dc_net_check_n(net, n));
     struct dc_tensor *logits = &net->act[net->nlayers], *dlogits = &net->grad[net->nlayers];
     if (logits->n != n)
         return DC_ERROR(DC_ERR_ARG, "loss over %d samples after a forward of %d", n, logits->n);
     dlogits->n = n;
-    return net->be->ops.softmax_xent(net->be, n, net->classes, logits->data, net->labels, 1.0f / (float)n,
+    return net->be->ops.softmax_xent(net->be, n, net->classes, logits->data, net->labels, soft, 1.0f / (float)n,
                                      dlogits->data, net->stats);
+}
+
+enum dc_status dc_net_loss(struct dc_net *net, int n)
+{
+    return dc_net_loss_soft(net, n, NULL);
 }
 
 enum dc_status dc_net_backward(struct dc_net *net, int n)

@@ -212,6 +212,8 @@ static void dc_job_teardown(struct dc_job *job)
     dc_summary_free(&job->summary);
     if (job->net)
         dc_net_free(job->net);
+    if (job->teacher)
+        dc_net_free(job->teacher);
     dc_device_data_free(&job->dd);
     dc_data_free(&job->data);
     if (job->be)

@@ -36,6 +36,8 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
     const struct dc_config *c = &job->cfg;
     static struct dc_prune_stats ps; /* large; one stage at a time */
     double t0 = dc_time_now(), acc_pruned = -1;
+    struct dc_net *teacher;
+    DC_TRY(dc_job_teacher(job, start_epoch < 0, &teacher));
     if (start_epoch < 0) {
         DC_TRY(dc_prune_round(job->net, c, st->round, c->prune_rounds, &ps));
         struct dc_eval ev;
@@ -54,7 +56,7 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
         acc_pruned = job->stage_figure; /* from the checkpoint */
     }
     struct dc_phase ph = {.stage = st->name, .epochs = c->retrain_epochs, .lr = c->retrain_lr,
-                          .schedule = DC_LR_COSINE};
+                          .schedule = DC_LR_COSINE, .teacher = teacher};
     struct dc_eval ev = {0};
     DC_TRY(dc_job_phase(job, &ph, start_epoch > 0 ? start_epoch : 0, &ev));
     size_t off = 0, *o = &off;
@@ -72,6 +74,8 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
     const struct dc_config *c = &job->cfg;
     struct dc_net *net = job->net;
     double t0 = dc_time_now(), acc_q = -1;
+    struct dc_net *teacher;
+    DC_TRY(dc_job_teacher(job, start_epoch < 0, &teacher));
     if (start_epoch < 0) {
         DC_TRY(dc_quantize_net(net, c));
         struct dc_eval ev;
@@ -85,7 +89,7 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
         acc_q = job->stage_figure; /* from the checkpoint */
     }
     struct dc_phase ph = {.stage = "finetune", .epochs = c->finetune_epochs, .lr = c->finetune_lr,
-                          .schedule = DC_LR_CONST};
+                          .schedule = DC_LR_CONST, .teacher = teacher};
     struct dc_eval ev = {0};
     DC_TRY(dc_job_phase(job, &ph, start_epoch > 0 ? start_epoch : 0, &ev));
     size_t off = 0, *o = &off;

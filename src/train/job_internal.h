@@ -24,6 +24,7 @@ struct dc_job {
     struct dc_data data;
     struct dc_device_data dd;
     struct dc_net *net;
+    struct dc_net *teacher; /* [distill]: made by dc_job_teacher, NULL until then */
     struct dc_summary summary;
     FILE *metrics;
     char out_dir[512];
@@ -59,6 +60,11 @@ enum dc_status dc_job_stage_encode(struct dc_job *job, char *rec, size_t len);
 enum dc_status dc_job_weights_write(struct dc_job *job, const char *label);
 enum dc_status dc_job_weights_begin(struct dc_job *job, int first, int start_epoch);
 enum dc_status dc_job_weights_stage(struct dc_job *job, const struct dc_stage *st);
+/* [distill] (job_teacher.c): the teacher for the running compression stage
+ * into *out, NULL without [distill].  fresh: the stage is starting (its
+ * setup not done), so the first compression stage saves the network as the
+ * teacher; otherwise it is loaded from where that stage saved it. */
+enum dc_status dc_job_teacher(struct dc_job *job, int fresh, struct dc_net **out);
 /* Per-layer pruning sensitivity scan (job_sensitivity.c). */
 enum dc_status dc_job_sensitivity(struct dc_job *job);
 

@@ -108,6 +108,23 @@ static enum dc_status dc_shuffle_epoch(struct dc_device_data *dd, int32_t *host_
     return dd->be->ops.upload(dd->be, dd->perm, host_perm, sizeof(int32_t) * (size_t)dd->train_count);
 }
 
+/* The teacher's logits for the batch in net->act[0]: an inference pass
+ * (batch norm on running statistics, no dropout), eager, before the step, so
+ * a recorded step only reads them. */
+static enum dc_status dc_teacher_forward(struct dc_net *teacher, struct dc_net *net, int n)
+{
+    if (teacher->max_batch < n || teacher->classes != net->classes || teacher->in_c != net->in_c ||
+        teacher->in_h != net->in_h || teacher->in_w != net->in_w)
+        return DC_ERROR(DC_ERR_ARG, "teacher network: batch %d, input %dx%dx%d, %d classes; the student's: %d, "
+                        "%dx%dx%d, %d", teacher->max_batch, teacher->in_c, teacher->in_h, teacher->in_w,
+                        teacher->classes, n, net->in_c, net->in_h, net->in_w, net->classes);
+    size_t bytes = sizeof(float) * (size_t)n * (size_t)net->in_c * (size_t)net->in_h * (size_t)net->in_w;
+    DC_TRY(net->be->ops.copy(net->be, teacher->act[0].data, net->act[0].data, bytes));
+    teacher->act[0].n = n;
+    struct dc_pass pass = {.train = 0, .seed = 0};
+    return dc_net_forward(teacher, n, &pass);
+}
+
 /* Graphs of the step for the phase: one per batch size (full, last partial). */
 struct dc_step_graph {
     int n;      /* batch size; 0 = slot unused */
@@ -204,11 +221,13 @@ static enum dc_status dc_clip_grads(struct dc_net *net, float clip)
     return DC_OK;
 }
 
-/* The part of a step that is the same launch sequence every step. */
-static enum dc_status dc_step_ops(struct dc_net *net, const struct dc_config *cfg, int n, const struct dc_pass *pass)
+/* The part of a step that is the same launch sequence every step; soft NULL:
+ * the labels alone. */
+static enum dc_status dc_step_ops(struct dc_net *net, const struct dc_config *cfg, int n, const struct dc_pass *pass,
+                                  const struct dc_soft_target *soft)
 {
     DC_TRY(dc_net_forward(net, n, pass));
-    DC_TRY(dc_net_loss(net, n));
+    DC_TRY(dc_net_loss_soft(net, n, soft));
     DC_TRY(dc_net_backward(net, n));
     if (cfg->clip_norm > 0)
         DC_TRY(dc_clip_grads(net, cfg->clip_norm));
@@ -233,12 +252,13 @@ static enum dc_status dc_nonfinite_param(struct dc_net *net, const char **name)
 /* Record the step into sg and run it; DC_ERR_UNSUPPORTED (message set) when
  * recording, instantiating or the first replay failed: nothing has run then. */
 static enum dc_status dc_step_record(struct dc_net *net, const struct dc_config *cfg, int n,
-                                     const struct dc_pass *pass, struct dc_step_graph *sg)
+                                     const struct dc_pass *pass, const struct dc_soft_target *soft,
+                                     struct dc_step_graph *sg)
 {
     struct dc_backend *be = net->be;
     char cause[256] = "";
     DC_TRY(be->ops.graph_begin(be));
-    enum dc_status s_ops = dc_step_ops(net, cfg, n, pass);
+    enum dc_status s_ops = dc_step_ops(net, cfg, n, pass, soft);
     if (s_ops != DC_OK)
         snprintf(cause, sizeof cause, "%s", dc_error_msg()); /* graph_end may overwrite it */
     void *exec = NULL;
@@ -262,12 +282,12 @@ static enum dc_status dc_step_record(struct dc_net *net, const struct dc_config 
 /* Forward, loss, backward and update of one step (the batch is loaded and the
  * rate stored): replayed, recorded or eager as described at the top. */
 static enum dc_status dc_train_step(struct dc_net *net, const struct dc_config *cfg, struct dc_graphs *gs, int n,
-                                    const struct dc_pass *pass)
+                                    const struct dc_pass *pass, const struct dc_soft_target *soft)
 {
     struct dc_backend *be = net->be;
     struct dc_step_graph *sg = gs->on ? dc_graphs_slot(gs, n) : NULL;
     if (!sg)
-        return dc_step_ops(net, cfg, n, pass);
+        return dc_step_ops(net, cfg, n, pass, soft);
     if (sg->exec) {
         int ran = 0;
         DC_TRY(be->ops.graph_launch(be, sg->exec, &ran));
@@ -279,9 +299,9 @@ static enum dc_status dc_train_step(struct dc_net *net, const struct dc_config *
     }
     if (!sg->warm) {
         sg->warm = 1;
-        return dc_step_ops(net, cfg, n, pass);
+        return dc_step_ops(net, cfg, n, pass, soft);
     }
-    if (dc_step_record(net, cfg, n, pass, sg) == DC_OK)
+    if (dc_step_record(net, cfg, n, pass, soft, sg) == DC_OK)
         return DC_OK;
     static int notice_given; /* one notice per process, not one per phase */
     if (!notice_given)
@@ -291,7 +311,7 @@ static enum dc_status dc_train_step(struct dc_net *net, const struct dc_config *
     dc_error_clear();
     dc_graphs_free(be, gs);
     gs->on = 0;
-    return dc_step_ops(net, cfg, n, pass);
+    return dc_step_ops(net, cfg, n, pass, soft);
 }
 
 static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *dd, const struct dc_config *cfg,
@@ -305,6 +325,10 @@ static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *
     dc_progress_begin(&prog, label, (size_t)steps);
     DC_TRY(dc_net_stats_reset(net));
     double loss = 0, correct = 0, seen = 0;
+    struct dc_soft_target soft = {.smoothing = cfg->label_smoothing, .alpha = ph->teacher ? cfg->distill_alpha : 0.0f,
+                                  .temperature = cfg->distill_temperature,
+                                  .teacher = ph->teacher ? dc_net_output(ph->teacher)->data : NULL};
+    const struct dc_soft_target *use_soft = soft.smoothing > 0.0f || soft.alpha > 0.0f ? &soft : NULL;
     for (int step = 0; step < steps; step++) {
         int off = step * cfg->batch;
         int n = dd->train_count - off < cfg->batch ? dd->train_count - off : cfg->batch;
@@ -314,8 +338,10 @@ static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *
         rep->lr = lr;
         DC_TRY(dc_load_batch(net, dd, dd->train_images, dd->train_labels, dd->perm + off, n, cfg->augment,
                              sseed * 3 + 1));
+        if (ph->teacher)
+            DC_TRY(dc_teacher_forward(ph->teacher, net, n));
         DC_TRY(dc_net_set_lr(net, lr));
-        DC_TRY(dc_train_step(net, cfg, gs, n, &pass));
+        DC_TRY(dc_train_step(net, cfg, gs, n, &pass, use_soft));
         dc_killpoint("step");
         seen += n;
         /* reading the stats synchronises a GPU: only every 50 steps, for the bar */
