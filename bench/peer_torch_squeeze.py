@@ -16,7 +16,7 @@ and as the speed peer (--epochs 1 --limit N for timing only).
   peer_torch_squeeze.py --config CONFIG.ini --data DIR ...
       (the network and recipe read from one of our configs: [conv] [fire]
        [batchnorm] [maxpool] [avgpool] [fc] [dropout] layers, [train] epochs,
-       batch, lr, weight_decay, schedule; [data] set)
+       batch, lr, weight_decay, schedule, label_smoothing; [data] set)
 """
 import argparse, json, math, os, sys, time
 
@@ -207,11 +207,12 @@ def main():
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=base, momentum=0.9, weight_decay=wd,
                           nesterov=True)
-    lossf = nn.CrossEntropyLoss()
+    smoothing = float(tr.get("label_smoothing", 0))
+    lossf = nn.CrossEntropyLoss(label_smoothing=smoothing)  # ours: [train] label_smoothing, same definition
     gen = torch.Generator().manual_seed(a.seed)
     steps = (len(ytr) + batch - 1) // batch
     record = {"impl": f"pytorch {torch.__version__}", "model": a.config or a.model, "threads": a.threads, "batch": batch,
-              "parameters": nparams, "images": len(ytr), "epochs": []}
+              "parameters": nparams, "images": len(ytr), "label_smoothing": smoothing, "epochs": []}
     first = 0
     if a.checkpoint and os.path.exists(a.checkpoint):
         ck = torch.load(a.checkpoint)

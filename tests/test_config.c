@@ -57,7 +57,8 @@ static void test_defaults(void)
     CHECK(c.lr == 0.01f && c.momentum == 0.9f && c.weight_decay == 0 && c.nesterov == 0);
     CHECK(c.schedule == DC_LR_CONST && c.step_epochs == 10 && c.gamma == 0.1f && c.warmup_epochs == 0);
     CHECK(c.seed == 1 && c.threads == 0 && c.tf32 == 0 && c.checkpoint_every == 1);
-    CHECK(!c.has_prune && !c.has_quantize && !c.has_encode);
+    CHECK(!c.has_prune && !c.has_quantize && !c.has_encode && !c.has_distill && c.label_smoothing == 0.0f);
+    CHECK(c.distill_alpha == 0.5f && c.distill_temperature == 4.0f);
     CHECK(c.prune_method == DC_PRUNE_STD && c.quality_conv == 1.0f && c.quality_fc == 1.0f);
     CHECK(c.sparsity_conv == 0 && c.sparsity_fc == 0 && c.prune_rounds == 3 && c.retrain_epochs == 2);
     CHECK(c.retrain_lr == 0.001f && c.bits_conv == 8 && c.bits_fc == 5 && c.kmeans_init == DC_INIT_LINEAR);
@@ -120,6 +121,14 @@ static void test_file_errors(void)
                 ":5: [encode] dense_bits: must be 16 or 32 (got 24)");
     expect_fail(DATA "[encode]\ndense_bits = 64\n[fc]\noutputs = 10\n", NULL, 0,
                 ":5: [encode] dense_bits: must be 16 or 32 (got 64)");
+    expect_fail(DATA "[prune]\nrounds = 61\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [prune] rounds: must be between 1 and 60 (got 61)"); /* was: cut short, silently */
+    expect_fail(DATA "[train]\nlabel_smoothing = 1\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [train] label_smoothing: must be in [0, 1) (got 1)");
+    expect_fail(DATA "[distill]\nalpha = 0\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [distill] alpha: must be in (0, 1] (got 0)");
+    expect_fail(DATA "[distill]\ntemperature = 0\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [distill] temperature: must be in (0, 100] (got 0)");
     expect_fail(DATA "[prune]\nsparsity_fc = 1\n[fc]\noutputs = 10\n", NULL, 0,
                 ":5: [prune] sparsity_fc: must be in [0, 1) (got 1)");
     expect_fail(DATA "[prune]\nsparsity_conv = 0.9999999999\n[fc]\noutputs = 10\n", NULL, 0,

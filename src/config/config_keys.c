@@ -75,7 +75,8 @@ static const struct cfg_key prune_keys[] = {
     KFLT("quality_fc", G(quality_fc), "1.0", 0, 0, HUGE_VAL, 0),
     KFLT("sparsity_conv", G(sparsity_conv), "0.0", 0, 0, 1, 1),
     KFLT("sparsity_fc", G(sparsity_fc), "0.0", 0, 0, 1, 1),
-    KINT("rounds", G(prune_rounds), "3", 1, ANY_INT),
+    /* at most 60: a job holds 64 stages (train, the rounds, quantize, encode) */
+    KINT("rounds", G(prune_rounds), "3", 1, 60),
     KINT("retrain_epochs", G(retrain_epochs), "2", 0, ANY_INT),
     KFLT("retrain_lr", G(retrain_lr), "0.001", 0, 1, HUGE_VAL, 0),
 };
