@@ -1,7 +1,8 @@
 /* cpu_loss.c: softmax cross-entropy (with hard or soft targets) and arg-max
  * on the CPU.  The softmax is computed as exp(x - max) over a log-sum-exp,
- * so large logits never overflow; the loss and accuracy statistics accumulate in stats (backend
- * memory) so a training epoch sums them without a host round trip.  dlogits
+ * so large logits never overflow; the loss and accuracy statistics
+ * accumulate in stats (backend memory) so a training epoch sums them without
+ * a host round trip.  dlogits
  * may be NULL when only the statistics are wanted (evaluation).
  *
  * Legend: logits, dlogits [N,K]; labels, pred [N]. */

@@ -101,12 +101,17 @@ enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int s
     return start_epoch >= ph->epochs && last ? dc_evaluate(job->net, &job->dd, last) : DC_OK;
 }
 
-enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
+enum dc_status dc_job_save(struct dc_job *job, const char *path, int stage_index, int epoch)
 {
     struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed,
                               .stage_figure = epoch < 0 ? -1 : job->stage_figure};
     snprintf(st.plan, sizeof st.plan, "%s", job->plan_names);
-    return dc_checkpoint_save(job->ckpt_path, job->net, &st);
+    return dc_checkpoint_save(path, job->net, &st);
+}
+
+enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch)
+{
+    return dc_job_save(job, job->ckpt_path, stage_index, epoch);
 }
 
 static enum dc_status dc_job_stage_train(struct dc_job *job, int start_epoch, char *rec, size_t len)

@@ -40,6 +40,8 @@ struct dc_job {
 enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int start_epoch, struct dc_eval *last);
 /* Checkpoint: the run continues at (stage_index, epoch); epoch -1 = stage not started. */
 enum dc_status dc_job_checkpoint(struct dc_job *job, int stage_index, int epoch);
+/* The same state and network into another file (the [distill] teacher). */
+enum dc_status dc_job_save(struct dc_job *job, const char *path, int stage_index, int epoch);
 /* The stages to run: those the config names, less those --stages leaves out;
  * `imported` (the weights came from --init) drops training unless --stages
  * asks for it. */

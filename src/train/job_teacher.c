@@ -33,10 +33,7 @@ enum dc_status dc_job_teacher(struct dc_job *job, int fresh, struct dc_net **out
     char path[700];
     snprintf(path, sizeof path, "%s/teacher.bin", job->out_dir);
     if (fresh && dc_job_first_compression(job)) {
-        struct dc_run_state st = {.stage_index = job->stage_index, .epoch = -1, .seed = job->cfg.seed,
-                                  .stage_figure = -1};
-        snprintf(st.plan, sizeof st.plan, "%s", job->plan_names);
-        DC_TRY(dc_checkpoint_save(path, job->net, &st));
+        DC_TRY(dc_job_save(job, path, job->stage_index, -1));
     } else {
         struct stat sb;
         if (stat(path, &sb) != 0)
