@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/backend.h"
 #include "dc/log.h"
 #include "dc/net.h"
 #include "dc/quantize.h"
@@ -417,6 +418,7 @@ static struct dc_backend *bk_open_cuda(const struct bk_opts *o, char *why, size_
 
 int main(int argc, char **argv)
 {
+    dc_blas_fix_kernels(argv);
     struct bk_opts o;
     if (bk_parse(argc, argv, &o)) {
         bk_usage();

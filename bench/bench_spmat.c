@@ -473,6 +473,7 @@ done:
 
 int main(int argc, char **argv)
 {
+    dc_blas_fix_kernels(argv);
     struct bs_opts o;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

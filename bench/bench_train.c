@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/backend.h"
 #include "dc/data.h"
 #include "dc/log.h"
 #include "dc/net.h"
@@ -27,6 +28,7 @@ static enum dc_status dc_bench_epoch(void *user, const struct dc_epoch_report *r
 
 int main(int argc, char **argv)
 {
+    dc_blas_fix_kernels(argv);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train CONFIG.ini [--set k=v]... [--epochs N] [--device cpu|cuda|auto]\n");
         return 2;

@@ -37,6 +37,19 @@ run 0 init_stages "$B/dctrain" deep.ini --device cpu --quiet --init deep/checkpo
 run 2 resume_other_plan "$B/dctrain" deep.ini --device cpu --quiet --resume deeps/checkpoint.bin --out deeps &&
     one_line resume_other_plan "^dctrain: deeps/checkpoint\.bin: written by a run of the stages prune-1,encode, but this command plans train,prune-1,quantize,encode; "
 
+# OpenBLAS takes its generic SSE3 kernels (Prescott; GEMM 9x slower) on a CPU
+# that hides its model, as this project's build VM does: where the CPU has
+# AVX2, dctrain must run wider kernels and say so on its device line; a core
+# the user chose with OPENBLAS_CORETYPE must win.
+small_job_ini >blas.ini
+run 0 blas_core env -u OPENBLAS_CORETYPE -u DC_BLAS_CORE_SET "$B/dctrain" blas.ini --device cpu --stages train --out blas
+if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -q "OpenBLAS" err; then
+    grep -Eq "^device: CPU, .*OpenBLAS (Haswell|Zen|SkylakeX|Cooperlake|SapphireRapids)" err ||
+        fail "blas_core: an AVX2 CPU runs OpenBLAS's narrow kernels: $(grep '^device:' err)"
+    run 0 blas_core_user env OPENBLAS_CORETYPE=Nehalem "$B/dctrain" blas.ini --device cpu --stages train --out blas
+    grep -Eq "^device: CPU, .*OpenBLAS Nehalem$" err || fail "blas_core_user: OPENBLAS_CORETYPE=Nehalem not kept: $(grep '^device:' err)"
+fi
+
 cat >tiny.ini <<EOF
 [data]
 set = mnist

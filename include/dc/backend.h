@@ -295,6 +295,14 @@ enum dc_status dc_backend_create(const char *name, const struct dc_backend_opts 
                                  struct dc_backend **out);
 void dc_backend_free(struct dc_backend *be);
 
+/* Call first in main(): where OpenBLAS chose generic kernels because the CPU
+ * hides its model, sets OPENBLAS_CORETYPE from the CPU's features and restarts
+ * the program with argv (src/cpu/cpu_blas_core.c); otherwise returns. */
+void dc_blas_fix_kernels(char **argv);
+/* "OpenBLAS SkylakeX" (and why, when dc_blas_fix_kernels chose it) or
+ * "portable GEMM", in buf; returns buf. */
+const char *dc_blas_kernels(char *buf, size_t size);
+
 /* Each backend's constructor (cuda returns DC_ERR_UNSUPPORTED when built without CUDA
  * or no GPU answers; the message says which). */
 enum dc_status dc_cpu_backend_init(struct dc_backend *be);

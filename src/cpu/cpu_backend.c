@@ -140,8 +140,9 @@ enum dc_status dc_cpu_backend_init(struct dc_backend *be)
     be->name = "cpu";
     be->kind = DC_DEVICE_CPU;
     dc_cpu_fill_table(&be->ops);
+    char blas[96];
     snprintf(be->description, sizeof be->description, "CPU, %d thread%s, %s", ctx->threads,
-             ctx->threads == 1 ? "" : "s", dc_cpu_gemm_name());
+             ctx->threads == 1 ? "" : "s", dc_blas_kernels(blas, sizeof blas));
     return DC_OK;
 }
 

@@ -26,15 +26,6 @@ enum { DC_GEMM_KC = 256, DC_GEMM_NC = 512 };
 #define DC_GEMM_PAR_MIN ((size_t)1 << 18)
 enum { DC_GEMM_SLICE_ALIGN = 16 };
 
-const char *dc_cpu_gemm_name(void)
-{
-#ifdef DC_HAVE_OPENBLAS
-    return "OpenBLAS";
-#else
-    return "portable GEMM";
-#endif
-}
-
 void dc_cpu_blas_threads(int threads)
 {
 #if defined(DC_HAVE_OPENBLAS) && defined(_OPENMP)

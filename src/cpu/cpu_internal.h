@@ -71,8 +71,6 @@ enum dc_status dc_cpu_gemm_serial(int trans_a, int trans_b, int m, int n, int k,
                                   float *c, int ldc);
 /* Sets the BLAS library's own thread count (no-op without BLAS). */
 void dc_cpu_blas_threads(int threads);
-/* "OpenBLAS" or "portable GEMM", for the backend description. */
-const char *dc_cpu_gemm_name(void);
 
 /* ---- elementwise (cpu_elementwise.c) ---- */
 enum dc_status dc_cpu_fill(struct dc_backend *be, float *x, float value, size_t n);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/backend.h"
 #include "dc/data.h"
 #include "dc/modelfile.h"
 #include "dc/train.h"
@@ -115,6 +116,7 @@ static enum dc_status dceval_run(const struct dceval_args *a, struct dc_backend 
 
 int main(int argc, char **argv)
 {
+    dc_blas_fix_kernels(argv);
     struct dceval_args a;
     int rc = dceval_parse(argc, argv, &a);
     if (rc)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/backend.h"
 #include "dc/atomic_file.h"
 #include "dc/data.h"
 #include "dc/infer.h"
@@ -371,6 +372,7 @@ static enum dc_status dcinfer_run(const struct dcinfer_args *a, struct dc_backen
 
 int main(int argc, char **argv)
 {
+    dc_blas_fix_kernels(argv);
     dc_afile_ignore_sigxfsz(); /* --json past ulimit -f: a named error, not death by signal */
     struct dcinfer_args a;
     int rc = dcinfer_parse(argc, argv, &a);

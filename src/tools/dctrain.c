@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dc/backend.h"
 #include "dc/atomic_file.h"
 #include "dc/job.h"
 #include "dc/log.h"
@@ -149,6 +150,7 @@ static int dc_dctrain(int argc, char **argv, const char **sets)
 
 int main(int argc, char **argv)
 {
+    dc_blas_fix_kernels(argv);
     dc_afile_ignore_sigxfsz(); /* a file past ulimit -f: a named error, not death by signal */
     const char **sets = calloc((size_t)argc, sizeof *sets);
     if (!sets)
