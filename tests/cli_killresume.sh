@@ -151,5 +151,34 @@ DC_KILL_AT=step:10 killed "no teacher" dct --out k_noteacher && rm k_noteacher/t
     run 1 "no teacher" dct --out k_noteacher --resume k_noteacher/checkpoint.bin &&
     one_line "no teacher" "k_noteacher/teacher.bin: the \\[distill\\] teacher"
 
-echo "cli_killresume: $(( ${#POINTS[@]} + 6 )) kill points"
+# Budget mode ([compress] target_bytes): the budget stage (stage 2) scans and
+# chooses, prune-2 measures its choice again on the retrained network, and the
+# quantize stage trims what still does not fit; a resumed run reads the scan
+# and the choice back from budget.csv.  The file must fit the target, the
+# validation images must leave the training set, and resumed runs must end
+# where the uninterrupted one does.
+SETS+=(--set prune.method=sparsity --set compress.target_bytes=9000 --set compress.validation=64)
+mv ref ref_distill
+run 0 "budget reference" dct --out ref || fail "budget: the uninterrupted run failed"
+normalise ref
+[ -s ref/budget.csv ] || fail "budget: no budget.csv"
+SIZE=$(wc -c <ref/model.dcm)
+[ "$SIZE" -le 9000 ] || fail "budget: model.dcm has $SIZE bytes, over target_bytes = 9000"
+[ "$SIZE" -ge 8000 ] || fail "budget: model.dcm has $SIZE bytes, far under target_bytes = 9000 (the choice wastes the budget)"
+grep -q '"stage": "budget".*"validation_images": 64' ref/summary.json || fail "budget: no budget record with 64 validation images"
+grep -q '"overrides": \[.*"compress.target_bytes=9000"' ref/summary.json || fail "budget: summary.json does not list the --set overrides"
+for p in stage:2 stage:3 pruned:2 clustered:1; do
+    kill_at "$p"
+done
+DC_KILL_AT=stage:4 killed "no budget.csv" dct --out k_nobudget && rm k_nobudget/budget.csv &&
+    run 1 "no budget.csv" dct --out k_nobudget --resume k_nobudget/checkpoint.bin &&
+    one_line "no budget.csv" "k_nobudget/budget.csv: cannot read .*needed to resume"
+run 2 "budget too small" dct --out k_small --set compress.target_bytes=300
+one_line "budget too small" "\\[compress\\] target_bytes = 300: even 99.5% sparsity in every layer leaves about [0-9]+ bytes"
+run 2 "budget needs sparsity" dct --out k_std --set prune.method=std
+one_line "budget needs sparsity" "target_bytes needs \\[prune\\] method = sparsity"
+run 2 "validation too large" dct --out k_val --set compress.validation=256
+one_line "validation too large" "\\[compress\\] validation = 256 leaves none of the 256 training images"
+
+echo "cli_killresume: $(( ${#POINTS[@]} + 14 )) kill points"
 cli_finish cli_killresume

@@ -109,6 +109,14 @@ struct dc_config {
                                            half precision before encoding */
     char encode_file[256];              /* default "model.dcm", relative to --out */
 
+    /* [compress] (has_compress = section present): budget mode.  With
+       target_bytes > 0 a "budget" stage before the prune rounds chooses each
+       layer's sparsity from a sensitivity scan on `validation` images held out
+       from the end of the training set (never trained on), so the file fits */
+    int has_compress;
+    int target_bytes;                   /* the encoded file's size limit; 0 = off */
+    int validation;                     /* held-out training images, default 5000 */
+
     /* [init] (used with dctrain --init FILE.npz|.safetensors) */
     char init_map[2048];                /* "file_name:our_name, ...": renames tensors before
                                            pairing; ":-" drops one; "" = none (docs/interop.md) */

@@ -133,6 +133,7 @@ static enum dc_status build_globals(const struct dc_ini *ini, struct dc_config *
         cfg->has_quantize |= strcmp(g->name, "quantize") == 0;
         cfg->has_encode |= strcmp(g->name, "encode") == 0;
         cfg->has_distill |= strcmp(g->name, "distill") == 0;
+        cfg->has_compress |= strcmp(g->name, "compress") == 0;
     }
     if (!has_data)
         return DC_ERROR(DC_ERR_CONFIG, "%s: no [data] section; add one with set = mnist|cifar10 and dir = PATH",

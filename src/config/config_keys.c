@@ -103,6 +103,12 @@ static const struct cfg_key encode_keys[] = {
     KSTR("file", G(encode_file), sizeof(((struct dc_config *)0)->encode_file), "model.dcm", NULL),
 };
 
+/* [compress]: budget mode (job_budget.c) */
+static const struct cfg_key compress_keys[] = {
+    KINT("target_bytes", G(target_bytes), "0", 0, ANY_INT),
+    KINT("validation", G(validation), "5000", 1, ANY_INT),
+};
+
 /* [init]: how dctrain --init pairs a foreign file's tensors with ours */
 static const struct cfg_key init_keys[] = {
     /* no default text: empty (the config is zeroed) means no map */
@@ -116,6 +122,7 @@ const struct cfg_section cfg_global_sections[] = {
     {"quantize", quantize_keys, NKEYS(quantize_keys)},
     {"encode", encode_keys, NKEYS(encode_keys)},
     {"distill", distill_keys, NKEYS(distill_keys)},
+    {"compress", compress_keys, NKEYS(compress_keys)},
     {"init", init_keys, NKEYS(init_keys)},
 };
 const int cfg_nglobal_sections = NKEYS(cfg_global_sections);

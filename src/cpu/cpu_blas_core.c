@@ -61,8 +61,14 @@ void dc_blas_fix_kernels(char **argv)
         return;
     if (setenv("OPENBLAS_CORETYPE", want, 1) != 0 || setenv(DC_BLAS_CORE_ENV, have, 1) != 0)
         return;
-    fflush(NULL);
-    execv("/proc/self/exe", argv);
+    /* the resolved path, not /proc/self/exe itself: ps and top would call the program "exe" */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        fflush(NULL);
+        execv(self, argv);
+    }
     /* no /proc or no exec: run on, slow, and let the description say why */
     unsetenv("OPENBLAS_CORETYPE");
     setenv(DC_BLAS_CORE_ENV, "-", 1);

@@ -29,6 +29,15 @@ static enum dc_status dc_job_plan_check(const struct dc_job *job)
         if ((want & need[i].bit) && !has[i])
             return DC_ERROR(DC_ERR_ARG, "--stages %s: %s has no [%s] section (add one, or --set %s.KEY=VALUE)",
                             need[i].name, c->path, need[i].name, need[i].name);
+    if (c->has_compress && c->target_bytes > 0) {
+        if (!c->has_prune || c->prune_method != DC_PRUNE_SPARSITY || !c->has_quantize || !c->has_encode)
+            return DC_ERROR(DC_ERR_CONFIG,
+                            "%s: [compress] target_bytes needs [prune] method = sparsity, [quantize] and [encode] "
+                            "sections (it chooses the sparsities and measures the encoded file)",
+                            c->path);
+        if (want && (!(want & DC_JOB_RUN_PRUNE) || !(want & DC_JOB_RUN_ENCODE)))
+            return DC_ERROR(DC_ERR_ARG, "--stages: [compress] target_bytes needs the prune and encode stages");
+    }
     if (want && !(want & DC_JOB_RUN_TRAIN) && !job->opts->init && !job->opts->resume)
         dc_warn("--stages without train and without --init: compressing the untrained initial weights");
     return DC_OK;
@@ -53,6 +62,8 @@ enum dc_status dc_job_plan(struct dc_job *job, int imported)
     job->nstages = 0;
     if (c->epochs > 0 && train)
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_TRAIN, "train", 0};
+    if (prune && c->has_compress && c->target_bytes > 0)
+        job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_BUDGET, "budget", 0};
     for (int r = 1; prune && r <= c->prune_rounds && job->nstages < DC_JOB_MAX_STAGES - 2; r++) {
         struct dc_stage st = {DC_STAGE_PRUNE, "", r};
         snprintf(st.name, sizeof st.name, "prune-%d", r);
@@ -101,6 +112,26 @@ enum dc_status dc_job_phase(struct dc_job *job, const struct dc_phase *ph, int s
     return start_epoch >= ph->epochs && last ? dc_evaluate(job->net, &job->dd, last) : DC_OK;
 }
 
+enum dc_status dc_job_csv_create(const struct dc_job *job, const char *name, const char *header, char *path,
+                                 size_t len, FILE **f)
+{
+    snprintf(path, len, "%s/%s", job->out_dir, name);
+    if (!(*f = fopen(path, "w")))
+        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    fprintf(*f, "%s\n", header);
+    return DC_OK;
+}
+
+enum dc_status dc_job_csv_close(FILE *f, const char *path, enum dc_status s)
+{
+    int bad = ferror(f) != 0, err = errno; /* the rows went out unchecked: one check for all */
+    if (fclose(f) != 0 && !bad)
+        bad = 1, err = errno;
+    if (s == DC_OK && bad)
+        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    return s;
+}
+
 enum dc_status dc_job_save(struct dc_job *job, const char *path, int stage_index, int epoch)
 {
     struct dc_run_state st = {.stage_index = stage_index, .epoch = epoch, .seed = job->cfg.seed,
@@ -140,6 +171,7 @@ static enum dc_status dc_job_run_stage(struct dc_job *job, int i, int e0, char *
     dc_info("== stage %d/%d: %s%s", i + 1, job->nstages, st->name, e0 >= 0 ? " (resumed)" : "");
     switch (st->kind) {
     case DC_STAGE_TRAIN: DC_TRY(dc_job_stage_train(job, e0 > 0 ? e0 : 0, rec, len)); break;
+    case DC_STAGE_BUDGET: DC_TRY(dc_job_stage_budget(job, rec, len)); break;
     case DC_STAGE_PRUNE: DC_TRY(dc_job_stage_prune(job, st, e0, rec, len)); break;
     case DC_STAGE_QUANTIZE: DC_TRY(dc_job_stage_quantize(job, e0, rec, len)); break;
     case DC_STAGE_ENCODE: DC_TRY(dc_job_stage_encode(job, rec, len)); break;
@@ -171,6 +203,28 @@ static enum dc_status dc_job_run_stages(struct dc_job *job, int first, int start
     return s;
 }
 
+/* What the command line changed, for summary.json: a figure must be traceable
+ * to the config and the --set values it ran with. */
+static enum dc_status dc_job_summary_command(struct dc_job *job)
+{
+    const struct dc_job_opts *o = job->opts;
+    struct dc_summary *sm = &job->summary;
+    size_t cap = 1, at = 0;
+    for (int i = 0; i < o->nsets; i++)
+        cap += 6 * strlen(o->sets[i]) + 8; /* a character escapes to at most 6; quotes, ", " */
+    if (!(sm->overrides = malloc(cap)))
+        return DC_ERROR(DC_ERR_NOMEM, "out of memory for the summary");
+    sm->overrides[0] = '\0';
+    for (int i = 0; i < o->nsets; i++) {
+        char buf[1100];
+        at += (size_t)snprintf(sm->overrides + at, cap - at, "%s%s", i ? ", " : "",
+                               dc_json_str(buf, sizeof buf, o->sets[i]));
+    }
+    if (o->init)
+        dc_json_str(sm->init, sizeof sm->init, o->init);
+    return DC_OK;
+}
+
 static enum dc_status dc_job_setup(struct dc_job *job)
 {
     const struct dc_job_opts *o = job->opts;
@@ -190,8 +244,15 @@ static enum dc_status dc_job_setup(struct dc_job *job)
     dc_info("device: %s", job->be->description);
     double t0 = dc_time_now();
     DC_TRY(dc_data_load(c, &job->data));
-    dc_info("data: %s from %s: %d train, %d test images (%.1fs)", dc_dataset_names[c->dataset], c->data_dir,
-            job->data.train.count, job->data.test.count, dc_time_now() - t0);
+    if (c->has_compress && c->target_bytes > 0) {
+        DC_TRY(dc_job_budget_data(job));
+        dc_info("data: %s from %s: %d train, %d validation (held out for the budget), %d test images (%.1fs)",
+                dc_dataset_names[c->dataset], c->data_dir, job->data.train.count, job->vd.test_count,
+                job->data.test.count, dc_time_now() - t0);
+    } else {
+        dc_info("data: %s from %s: %d train, %d test images (%.1fs)", dc_dataset_names[c->dataset], c->data_dir,
+                job->data.train.count, job->data.test.count, dc_time_now() - t0);
+    }
     DC_TRY(dc_device_data_init(job->be, &job->data, &job->dd));
     const struct dc_dataset *tr = &job->data.train;
     DC_TRY(dc_net_create(job->be, c, tr->c, tr->h, tr->w, job->data.classes, c->batch, c->seed, &job->net));
@@ -201,6 +262,7 @@ static enum dc_status dc_job_setup(struct dc_job *job)
     const char *base = strrchr(o->config_path, '/');
     base = base ? base + 1 : o->config_path;
     snprintf(sm->model, sizeof sm->model, "%.*s", (int)strcspn(base, "."), base);
+    DC_TRY(dc_job_summary_command(job));
     snprintf(sm->dataset, sizeof sm->dataset, "%s", dc_dataset_names[c->dataset]);
     snprintf(sm->device, sizeof sm->device, "%s", job->be->description);
     sm->params = dc_net_param_count(job->net);
@@ -220,6 +282,8 @@ static void dc_job_teardown(struct dc_job *job)
     if (job->teacher)
         dc_net_free(job->teacher);
     dc_device_data_free(&job->dd);
+    dc_device_data_free(&job->vd);
+    dc_job_budget_free(job);
     dc_data_free(&job->data);
     if (job->be)
         dc_backend_free(job->be);
@@ -244,6 +308,10 @@ enum dc_status dc_job_run(const struct dc_job_opts *opts)
             s = dc_checkpoint_load(opts->init, job->net, &st);
         if (s == DC_OK)
             dc_info("initial weights from %s", opts->init);
+    }
+    for (int i = 0; s == DC_OK && opts->resume && i < first; i++) {
+        if (job->stages[i].kind == DC_STAGE_BUDGET) /* its choice, for the stages after it */
+            s = dc_job_budget_load(job);
     }
     if (s == DC_OK)
         s = dc_metrics_open(job->out_dir, opts->resume != NULL, &job->metrics);

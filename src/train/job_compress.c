@@ -39,6 +39,7 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
     struct dc_net *teacher;
     DC_TRY(dc_job_teacher(job, start_epoch < 0, &teacher));
     if (start_epoch < 0) {
+        DC_TRY(dc_job_budget_refit(job, st->round));
         DC_TRY(dc_prune_round(job->net, c, st->round, c->prune_rounds, &ps));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
@@ -77,6 +78,7 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
     struct dc_net *teacher;
     DC_TRY(dc_job_teacher(job, start_epoch < 0, &teacher));
     if (start_epoch < 0) {
+        DC_TRY(dc_job_budget_trim(job));
         DC_TRY(dc_quantize_net(net, c));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(net, &job->dd, &ev));

@@ -9,13 +9,15 @@
 #include "dc/train.h"
 #include "job_summary.h"
 
-enum dc_stage_kind { DC_STAGE_TRAIN, DC_STAGE_PRUNE, DC_STAGE_QUANTIZE, DC_STAGE_ENCODE };
+enum dc_stage_kind { DC_STAGE_TRAIN, DC_STAGE_BUDGET, DC_STAGE_PRUNE, DC_STAGE_QUANTIZE, DC_STAGE_ENCODE };
 
 struct dc_stage {
     enum dc_stage_kind kind;
-    char name[32];  /* "train", "prune-2", "quantize", "encode" */
+    char name[32];  /* "train", "budget", "prune-2", "quantize", "encode" */
     int round;      /* prune round, 1-based */
 };
+
+struct dc_budget;
 
 struct dc_job {
     const struct dc_job_opts *opts;
@@ -23,8 +25,10 @@ struct dc_job {
     struct dc_backend *be;
     struct dc_data data;
     struct dc_device_data dd;
+    struct dc_device_data vd; /* budget mode: validation images (as its test set), else empty */
     struct dc_net *net;
     struct dc_net *teacher; /* [distill]: made by dc_job_teacher, NULL until then */
+    struct dc_budget *budget; /* budget mode: the scan and the choice (job_budget.c), else NULL */
     struct dc_summary summary;
     FILE *metrics;
     char out_dir[512];
@@ -67,6 +71,27 @@ enum dc_status dc_job_weights_stage(struct dc_job *job, const struct dc_stage *s
  * setup not done), so the first compression stage saves the network as the
  * teacher; otherwise it is loaded from where that stage saved it. */
 enum dc_status dc_job_teacher(struct dc_job *job, int fresh, struct dc_net **out);
+/* Budget mode (job_budget.c): the budget stage chooses every prunable
+ * layer's sparsity (into cfg and DIR/budget.csv); a run resumed after it
+ * loads the choice back. */
+enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len);
+enum dc_status dc_job_budget_load(struct dc_job *job);
+/* Before prune round `round` (from 2): measure the choice on the retrained
+ * network and raise sparsities where it no longer fits. */
+enum dc_status dc_job_budget_refit(struct dc_job *job, int round);
+/* Before clustering: the file's exact size (fine-tuning moves codebook values,
+ * never sizes); where it is over the target, the layer the greedy would
+ * prune next is pruned further until it fits. */
+enum dc_status dc_job_budget_trim(struct dc_job *job);
+void dc_job_budget_free(struct dc_job *job);
+/* The last [compress] validation training images become job->vd's test set
+ * and leave the training set. */
+enum dc_status dc_job_budget_data(struct dc_job *job);
+/* DIR/name with its header line, for rows written unchecked; close checks
+ * them all and returns s, or the write error where s is DC_OK. */
+enum dc_status dc_job_csv_create(const struct dc_job *job, const char *name, const char *header, char *path,
+                                 size_t len, FILE **f);
+enum dc_status dc_job_csv_close(FILE *f, const char *path, enum dc_status s);
 /* Per-layer pruning sensitivity scan (job_sensitivity.c). */
 enum dc_status dc_job_sensitivity(struct dc_job *job);
 

@@ -25,6 +25,7 @@ static long dc_rows_before(const struct dc_job *job, int stage_index, int epoch)
         case DC_STAGE_TRAIN: rows += c->epochs; break;
         case DC_STAGE_PRUNE: rows += c->retrain_epochs; break;
         case DC_STAGE_QUANTIZE: rows += c->finetune_epochs; break;
+        case DC_STAGE_BUDGET:
         case DC_STAGE_ENCODE: break;
         }
     return rows;

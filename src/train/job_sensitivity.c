@@ -1,7 +1,6 @@
 /* job_sensitivity.c: the per-layer pruning sensitivity scan (Han et al. 2015,
  * Figure 6): prune one layer at a time to each of a range of sparsities,
  * evaluate, restore, so a user can choose per-layer thresholds. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +35,8 @@ enum dc_status dc_job_sensitivity(struct dc_job *job)
     struct dc_eval base;
     DC_TRY(dc_evaluate(job->net, &job->dd, &base));
     char path[600];
-    snprintf(path, sizeof path, "%s/sensitivity.csv", job->out_dir);
-    FILE *csv = fopen(path, "w");
-    if (!csv)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    fprintf(csv, "param,sparsity,test_accuracy\n");
+    FILE *csv;
+    DC_TRY(dc_job_csv_create(job, "sensitivity.csv", "param,sparsity,test_accuracy", path, sizeof path, &csv));
     printf("pruning sensitivity: test accuracy (%%) with one layer pruned, the rest untouched (baseline %.2f%%)\n",
            100 * base.accuracy);
     printf("%-24s %10s", "layer", "weights");
@@ -72,11 +68,7 @@ enum dc_status dc_job_sensitivity(struct dc_job *job)
         be->ops.release(be, scratch);
         free(saved);
     }
-    int bad = ferror(csv) != 0, err = errno; /* the rows went out unchecked: one check for all */
-    if (fclose(csv) != 0 && !bad)
-        bad = 1, err = errno;
-    if (s == DC_OK && bad)
-        s = DC_ERROR(DC_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    s = dc_job_csv_close(csv, path, s);
     if (s == DC_OK)
         dc_info("wrote %s", path);
     return s;

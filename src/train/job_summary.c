@@ -49,7 +49,7 @@ static enum dc_status dc_write_atomic(const char *path, const char *text)
 
 enum dc_status dc_summary_write(const struct dc_summary *sm)
 {
-    size_t cap = 4096 + sizeof sm->weights_csv;
+    size_t cap = 4096 + sizeof sm->weights_csv + sizeof sm->init + (sm->overrides ? strlen(sm->overrides) : 0);
     for (int i = 0; i < sm->nstages; i++)
         cap += strlen(sm->stages[i]) + 8;
     char *text = malloc(cap), *lines = malloc(cap);
@@ -60,9 +60,10 @@ enum dc_status dc_summary_write(const struct dc_summary *sm)
     }
     char a[1100], b[300], c[80], d[400];
     size_t o = (size_t)snprintf(text, cap,
-                                "{\n  \"config\": %s,\n  \"model\": %s,\n  \"dataset\": %s,\n  \"device\": %s,\n"
-                                "  \"params\": %zu,\n  \"stages\": [",
-                                dc_json_str(a, sizeof a, sm->config), dc_json_str(b, sizeof b, sm->model),
+                                "{\n  \"config\": %s,\n  \"overrides\": [%s],\n  \"init\": %s,\n  \"model\": %s,\n"
+                                "  \"dataset\": %s,\n  \"device\": %s,\n  \"params\": %zu,\n  \"stages\": [",
+                                dc_json_str(a, sizeof a, sm->config), sm->overrides ? sm->overrides : "",
+                                sm->init[0] ? sm->init : "null", dc_json_str(b, sizeof b, sm->model),
                                 dc_json_str(c, sizeof c, sm->dataset), dc_json_str(d, sizeof d, sm->device),
                                 sm->params);
     size_t lo = 0;
@@ -118,6 +119,8 @@ void dc_summary_free(struct dc_summary *sm)
     for (int i = 0; i < sm->nstages; i++)
         free(sm->stages[i]);
     sm->nstages = 0;
+    free(sm->overrides);
+    sm->overrides = NULL;
 }
 
 enum dc_status dc_metrics_open(const char *out_dir, int append, FILE **f)

@@ -15,6 +15,8 @@ struct dc_summary {
     int nstages;
     char *stages[DC_JOB_MAX_STAGES]; /* JSON object text of each finished stage */
     char weights_csv[2048];          /* JSON list items: the weights_<stage>.csv present */
+    char *overrides;                 /* JSON list items: the --set values, as given; owned */
+    char init[1100];                 /* JSON string of --init FILE, or null */
 };
 
 /* A JSON string literal of s (escaped) into buf. */

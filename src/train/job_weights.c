@@ -115,7 +115,7 @@ static int dc_weights_labels(const struct dc_job *job, const char **labels, int 
     for (int i = 0; i < job->nstages && n + 2 <= max; i++) {
         if (job->stages[i].kind == DC_STAGE_QUANTIZE)
             labels[n++] = "clustered";
-        if (job->stages[i].kind != DC_STAGE_ENCODE)
+        if (job->stages[i].kind != DC_STAGE_ENCODE && job->stages[i].kind != DC_STAGE_BUDGET)
             labels[n++] = job->stages[i].name;
     }
     return n;
@@ -159,7 +159,7 @@ enum dc_status dc_job_weights_begin(struct dc_job *job, int first, int start_epo
 
 enum dc_status dc_job_weights_stage(struct dc_job *job, const struct dc_stage *st)
 {
-    if (st->kind != DC_STAGE_ENCODE)
+    if (st->kind != DC_STAGE_ENCODE && st->kind != DC_STAGE_BUDGET)
         DC_TRY(dc_job_weights_write(job, st->name));
     dc_weights_list(job);
     return DC_OK;

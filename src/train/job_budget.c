@@ -1,0 +1,562 @@
+/* job_budget.c: budget mode ([compress] target_bytes = N): the "budget" stage
+ * chooses every layer's sparsity so that the encoded file fits in N bytes,
+ * losing as little accuracy as it can, instead of a person tuning twenty
+ * sparsities by hand.
+ *
+ * Two measurements per layer and sparsity on the grid below, each with that
+ * layer alone pruned (one-shot, by magnitude) and the rest untouched:
+ *  - accuracy on the validation images (held out from the end of the training
+ *    set and never trained on, so the test set chooses nothing);
+ *  - the file's size: the network pruned so, clustered with the config's bits
+ *    and encoded with its [encode] keys, in memory.  Sections are coded one
+ *    by one, so the layers' bytes add up nearly independently.
+ * Then greedy: from every layer dense, repeatedly take the move (a layer to a
+ * higher sparsity) that saves the most bytes per validation point lost,
+ * until the allocation, encoded for real, is under the target less a margin.
+ *
+ * Retraining changes what the file costs (the clustered values of a one-shot
+ * pruned network have lower entropy than retrained ones: LeNet-300-100's fc1
+ * went from 3.1 to 3.7 bits a value), so every prune round after the first
+ * measures the allocation again on the retrained network and makes more
+ * greedy moves where it no longer fits.  The scan and the choice live in
+ * DIR/budget.csv, which a resumed run reads back. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc/log.h"
+#include "dc/modelfile.h"
+#include "dc/prune.h"
+#include "dc/quantize.h"
+#include "job_internal.h"
+
+/* Finer where compressed networks live: at 98% a step of 0.5% is a quarter
+ * of the bytes (LeNet-300-100 left 7.5% of an 8 KB budget unused between
+ * 97% and 98%). */
+static const float dc_budget_grid[] = {0.0f,   0.5f,  0.6f,   0.7f,  0.8f,   0.85f, 0.9f,
+                                       0.92f,  0.94f, 0.95f,  0.96f, 0.965f, 0.97f, 0.975f,
+                                       0.98f,  0.9825f, 0.985f, 0.9875f, 0.99f, 0.9925f, 0.995f};
+#define DC_BUDGET_NG ((int)(sizeof dc_budget_grid / sizeof dc_budget_grid[0]))
+/* Aim this fraction under the target: the last round's retraining and the
+ * fine-tuning still move the file a little after the last measurement. */
+#define DC_BUDGET_MARGIN 0.02
+
+struct dc_budget_layer {
+    int cfg;                       /* config layer index (a fire module's three convs are one) */
+    size_t weights;
+    double acc[DC_BUDGET_NG];      /* validation accuracy with this layer alone at grid[j] */
+    long long bytes[DC_BUDGET_NG]; /* file bytes with this layer alone at grid[j] */
+    int at;                        /* grid index of the chosen sparsity, or of the next above it */
+    float sp;                      /* the chosen sparsity: grid[at], or between grid[at - 1] and it */
+};
+
+struct dc_budget {
+    int nl;
+    struct dc_budget_layer ly[DC_NET_MAX_PARAMS];
+    long long aim;                 /* target less the margin */
+    long long off;                 /* the last real measurement minus the sum of parts */
+};
+
+void dc_job_budget_free(struct dc_job *job)
+{
+    free(job->budget);
+    job->budget = NULL;
+}
+
+/* Every parameter's values, momentum and mask on the host, to undo a trial. */
+struct dc_budget_saved {
+    int n;
+    float *w[DC_NET_MAX_PARAMS], *v[DC_NET_MAX_PARAMS], *m[DC_NET_MAX_PARAMS];
+};
+
+static void dc_budget_saved_free(struct dc_budget_saved *sv)
+{
+    for (int i = 0; i < sv->n; i++)
+        free(sv->w[i]), free(sv->v[i]), free(sv->m[i]);
+    sv->n = 0;
+}
+
+static enum dc_status dc_budget_save(struct dc_net *net, struct dc_budget_saved *sv)
+{
+    struct dc_backend *be = net->be;
+    memset(sv, 0, sizeof *sv);
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        size_t bytes = dc_param_count(p) * sizeof(float);
+        sv->n = i + 1;
+        if (!(sv->w[i] = malloc(bytes)) || (p->trainable && !(sv->v[i] = malloc(bytes))) ||
+            (p->mask && !(sv->m[i] = malloc(bytes))))
+            return DC_ERROR(DC_ERR_NOMEM, "budget: out of memory for a copy of %s", p->name);
+        DC_TRY(be->ops.download(be, sv->w[i], p->w.data, bytes));
+        if (p->trainable)
+            DC_TRY(be->ops.download(be, sv->v[i], p->v.data, bytes));
+        if (p->mask)
+            DC_TRY(be->ops.download(be, sv->m[i], p->mask, bytes));
+    }
+    return DC_OK;
+}
+
+/* Undo a trial: codebooks dropped, masks, values and momentum as saved. */
+static enum dc_status dc_budget_restore(struct dc_net *net, const struct dc_budget_saved *sv)
+{
+    struct dc_backend *be = net->be;
+    for (int i = 0; i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        size_t bytes = dc_param_count(p) * sizeof(float);
+        dc_quantize_release(be, p);
+        if (p->mask && !sv->m[i]) {
+            be->ops.release(be, p->mask);
+            p->mask = NULL;
+        } else if (p->mask) {
+            DC_TRY(be->ops.upload(be, p->mask, sv->m[i], bytes));
+        }
+        DC_TRY(be->ops.upload(be, p->w.data, sv->w[i], bytes));
+        if (p->trainable)
+            DC_TRY(be->ops.upload(be, p->v.data, sv->v[i], bytes));
+    }
+    return DC_OK;
+}
+
+/* Prune every weight of config layer `cfg` to sparsity s (nothing at 0). */
+static enum dc_status dc_budget_prune(struct dc_net *net, int cfg, float s)
+{
+    for (int i = 0; s > 0.0f && i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        float t;
+        if (!p->prunable || p->cfg_index != cfg)
+            continue;
+        DC_TRY(dc_prune_threshold(net->be, p, DC_PRUNE_SPARSITY, s, &t));
+        DC_TRY(dc_prune_apply(net->be, p, t, NULL));
+    }
+    return DC_OK;
+}
+
+/* Bytes of the file with every layer at sparsity sp[] (grid indices at[]
+ * when sp is NULL): pruned, clustered, rounded and encoded as the pipeline
+ * would, then undone. */
+static enum dc_status dc_budget_bytes_at(struct dc_job *job, const struct dc_budget *b, const int *at,
+                                         const float *sp, const struct dc_budget_saved *sv, long long *bytes)
+{
+    struct dc_net *net = job->net;
+    const struct dc_config *c = &job->cfg;
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    enum dc_status s = DC_OK;
+    for (int g = 0; s == DC_OK && g < b->nl; g++)
+        s = dc_budget_prune(net, b->ly[g].cfg, sp ? sp[g] : dc_budget_grid[at[g]]);
+    if (s == DC_OK)
+        s = dc_quantize_net(net, c);
+    if (s == DC_OK && c->dense_bits == 16)
+        s = dc_round_dense_half(net);
+    if (s == DC_OK && c->codebook_bits == 16)
+        s = dc_round_codebooks_half(net);
+    if (s == DC_OK)
+        s = dc_modelfile_encode(net, c, &buf, &size);
+    free(buf);
+    *bytes = (long long)size;
+    enum dc_status r = dc_budget_restore(net, sv);
+    return s != DC_OK ? s : r;
+}
+
+static enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const int *at,
+                                      const struct dc_budget_saved *sv, long long *bytes)
+{
+    return dc_budget_bytes_at(job, b, at, NULL, sv, bytes);
+}
+
+/* Validation accuracy with layer `cfg` alone pruned to s. */
+static enum dc_status dc_budget_acc(struct dc_job *job, int cfg, float s, const struct dc_budget_saved *sv,
+                                    double *acc)
+{
+    struct dc_eval ev = {0};
+    enum dc_status st = dc_budget_prune(job->net, cfg, s);
+    if (st == DC_OK)
+        st = dc_evaluate(job->net, &job->vd, &ev);
+    *acc = ev.accuracy;
+    enum dc_status r = dc_budget_restore(job->net, sv);
+    return st != DC_OK ? st : r;
+}
+
+/* The config layers that own prunable weights, in network order. */
+static void dc_budget_layers(const struct dc_net *net, struct dc_budget *b)
+{
+    b->nl = 0;
+    for (int i = 0; i < net->nparams; i++) {
+        const struct dc_param *p = net->params[i];
+        if (!p->prunable)
+            continue;
+        if (b->nl == 0 || b->ly[b->nl - 1].cfg != p->cfg_index)
+            b->ly[b->nl++] = (struct dc_budget_layer){.cfg = p->cfg_index};
+        b->ly[b->nl - 1].weights += dc_param_count(p);
+    }
+}
+
+/* The move saving the most bytes per validation point lost, from at[]:
+ * layer *bg to grid index *bj; 0 when no move saves bytes. */
+static int dc_budget_best_move(const struct dc_budget *b, const int *at, double eps, int *bg, int *bj)
+{
+    double best = -1.0;
+    long long best_saved = 0;
+    for (int g = 0; g < b->nl; g++) {
+        const struct dc_budget_layer *l = &b->ly[g];
+        for (int j = at[g] + 1; j < DC_BUDGET_NG; j++) {
+            long long saved = l->bytes[at[g]] - l->bytes[j];
+            if (saved <= 0)
+                continue;
+            double lost = l->acc[at[g]] - l->acc[j];
+            double r = (double)saved / (lost > eps ? lost : eps);
+            if (r > best || (r == best && saved > best_saved))
+                best = r, best_saved = saved, *bg = g, *bj = j;
+        }
+    }
+    return best > 0.0;
+}
+
+/* The parts' sum for at[]: every layer's bytes above the all-dense file. */
+static long long dc_budget_parts(const struct dc_budget *b, const int *at)
+{
+    long long sum = b->ly[0].bytes[0];
+    for (int g = 0; g < b->nl; g++)
+        sum += b->ly[g].bytes[at[g]] - b->ly[g].bytes[0];
+    return sum;
+}
+
+/* The choice into the config's layers (what the prune rounds read). */
+static void dc_budget_apply(struct dc_job *job, const struct dc_budget *b)
+{
+    for (int g = 0; g < b->nl; g++)
+        job->cfg.layers[b->ly[g].cfg].prune = b->ly[g].sp;
+}
+
+/* Greedy moves from the layers' current choice until the allocation, encoded
+ * for real on the network as it is now, is under the aim; *bytes: that size.
+ * The last move is taken only as far as the bytes need (the sparsity
+ * interpolated between grid points): whole steps near 98% are a quarter of
+ * the file. */
+static enum dc_status dc_budget_fit(struct dc_job *job, struct dc_budget *b, long long *first, long long *bytes)
+{
+    int at[DC_NET_MAX_PARAMS];
+    float sp[DC_NET_MAX_PARAMS], part[DC_NET_MAX_PARAMS];
+    double eps = 0.5 / (double)job->vd.test_count; /* half an image: a free move still has a price */
+    struct dc_budget_saved sv;
+    enum dc_status s = dc_budget_save(job->net, &sv);
+    for (int g = 0; g < b->nl; g++)
+        at[g] = b->ly[g].at, sp[g] = b->ly[g].sp;
+    if (s == DC_OK)
+        s = dc_budget_bytes_at(job, b, at, sp, &sv, bytes);
+    *first = *bytes;
+    long long pred = dc_budget_parts(b, at);
+    b->off = *bytes - pred; /* the real file minus the sum of parts */
+    while (s == DC_OK && *bytes > b->aim) {
+        int g = -1, j = 0, from = 0;
+        while (s == DC_OK && pred + b->off > b->aim) {
+            if (!dc_budget_best_move(b, at, eps, &g, &j))
+                s = DC_ERROR(DC_ERR_CONFIG,
+                             "%s: [compress] target_bytes = %d: even %.1f%% sparsity in every layer leaves "
+                             "about %lld bytes; raise the target or lower [quantize] bits",
+                             job->cfg.path, job->cfg.target_bytes, 100.0 * dc_budget_grid[DC_BUDGET_NG - 1],
+                             pred + b->off);
+            else
+                from = at[g], pred -= b->ly[g].bytes[at[g]] - b->ly[g].bytes[j], at[g] = j, sp[g] = dc_budget_grid[j];
+        }
+        if (s != DC_OK || g < 0)
+            break;
+        /* the whole last move, for real; where it fits, only as far as needed:
+         * bisect its sparsity (bytes are far from linear in it over a jump) */
+        if ((s = dc_budget_bytes_at(job, b, at, sp, &sv, bytes)) != DC_OK || *bytes > b->aim) {
+            b->off = *bytes - pred; /* the parts did not add up: go on from the real figure */
+            continue;
+        }
+        float lo = dc_budget_grid[from] > b->ly[g].sp ? dc_budget_grid[from] : b->ly[g].sp, hi = sp[g];
+        memcpy(part, sp, sizeof(float) * (size_t)b->nl);
+        for (int it = 0; s == DC_OK && it < 10 && hi - lo > 1e-4f; it++) {
+            long long pb = 0;
+            part[g] = 0.5f * (lo + hi);
+            s = dc_budget_bytes_at(job, b, at, part, &sv, &pb);
+            if (pb <= b->aim)
+                hi = part[g], *bytes = pb;
+            else
+                lo = part[g];
+        }
+        sp[g] = hi;
+        break;
+    }
+    dc_budget_saved_free(&sv);
+    for (int g = 0; s == DC_OK && g < b->nl; g++)
+        b->ly[g].at = at[g], b->ly[g].sp = sp[g];
+    if (s == DC_OK)
+        dc_budget_apply(job, b);
+    return s;
+}
+
+static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_budget *b)
+{
+    char path[600];
+    FILE *f;
+    DC_TRY(dc_job_csv_create(job, "budget.csv", "layer,sparsity,validation_accuracy,bytes,chosen", path,
+                             sizeof path, &f));
+    for (int g = 0; g < b->nl; g++)
+        for (int j = 0; j < DC_BUDGET_NG; j++)
+            fprintf(f, "%s,%.4f,%.6f,%lld,%d\n", job->cfg.layers[b->ly[g].cfg].name, (double)dc_budget_grid[j],
+                    b->ly[g].acc[j], b->ly[g].bytes[j], j == b->ly[g].at);
+    for (int g = 0; g < b->nl; g++)
+        fprintf(f, "# choice,%s,%.6f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->ly[g].sp);
+    fprintf(f, "# aim,%lld,offset,%lld\n", b->aim, b->off);
+    return dc_job_csv_close(f, path, DC_OK);
+}
+
+/* The scan: every layer at every grid sparsity, alone. */
+static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, double base)
+{
+    int at[DC_NET_MAX_PARAMS] = {0};
+    struct dc_budget_saved sv;
+    enum dc_status s = dc_budget_save(job->net, &sv);
+    for (int g = 0; s == DC_OK && g < b->nl; g++) {
+        struct dc_budget_layer *l = &b->ly[g];
+        dc_info("budget: scanning %s (%zu weights) at %d sparsities", job->cfg.layers[l->cfg].name, l->weights,
+                DC_BUDGET_NG - 1);
+        l->acc[0] = base;
+        l->bytes[0] = b->ly[0].bytes[0]; /* every layer dense: one file, measured for the first layer */
+        for (int j = g == 0 ? 0 : 1; s == DC_OK && j < DC_BUDGET_NG; j++) {
+            at[g] = j;
+            if (j > 0)
+                s = dc_budget_acc(job, l->cfg, dc_budget_grid[j], &sv, &l->acc[j]);
+            if (s == DC_OK)
+                s = dc_budget_bytes(job, b, at, &sv, &l->bytes[j]);
+        }
+        at[g] = 0;
+    }
+    dc_budget_saved_free(&sv);
+    return s;
+}
+
+static void dc_budget_print(const struct dc_job *job, const struct dc_budget *b, const char *when, long long bytes)
+{
+    printf("\nBudget %s: %d bytes (aiming at %lld); validation %d images\n%-16s %10s %9s %22s\n", when,
+           job->cfg.target_bytes, b->aim, job->vd.test_count, "layer", "weights", "sparsity",
+           "validation acc. alone");
+    for (int g = 0; g < b->nl; g++)
+        printf("%-16s %10zu %8.2f%% %21.2f%%\n", job->cfg.layers[b->ly[g].cfg].name, b->ly[g].weights,
+               100.0 * b->ly[g].sp, 100 * b->ly[g].acc[b->ly[g].at]);
+    printf("pruned to these sparsities at once, clustered and encoded: %lld bytes\n\n", bytes);
+    fflush(stdout);
+}
+
+static void dc_budget_record(struct dc_job *job, const struct dc_budget *b, long long bytes, double base,
+                             double t0, char *rec, size_t len)
+{
+    size_t o = (size_t)snprintf(rec, len,
+                                "{\"stage\": \"budget\", \"epochs\": 0, \"seconds\": %.3f, \"target_bytes\": %d, "
+                                "\"aim_bytes\": %lld, \"predicted_bytes\": %lld, \"validation_images\": %d, "
+                                "\"validation_accuracy\": %.6f, \"layers\": [",
+                                dc_time_now() - t0, job->cfg.target_bytes, b->aim, bytes, job->vd.test_count, base);
+    for (int g = 0; g < b->nl && o < len; g++)
+        o += (size_t)snprintf(rec + o, len - o,
+                              "%s{\"layer\": \"%s\", \"weights\": %zu, \"sparsity\": %.4f, "
+                              "\"validation_accuracy_alone\": %.6f}",
+                              g ? ", " : "", job->cfg.layers[b->ly[g].cfg].name, b->ly[g].weights,
+                              (double)b->ly[g].sp, b->ly[g].acc[b->ly[g].at]);
+    if (o < len)
+        snprintf(rec + o, len - o, "]}");
+}
+
+enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len)
+{
+    double t0 = dc_time_now();
+    dc_job_budget_free(job);
+    struct dc_budget *b = job->budget = calloc(1, sizeof *b);
+    if (!b)
+        return DC_ERROR(DC_ERR_NOMEM, "budget: out of memory");
+    dc_budget_layers(job->net, b);
+    if (b->nl == 0)
+        return DC_ERROR(DC_ERR_CONFIG, "%s: [compress] target_bytes: the network has no prunable layer",
+                        job->cfg.path);
+    b->aim = (long long)((1.0 - DC_BUDGET_MARGIN) * job->cfg.target_bytes);
+    struct dc_eval ev;
+    long long bytes = 0;
+    DC_TRY(dc_evaluate(job->net, &job->vd, &ev));
+    dc_info("budget: validation accuracy %.2f%% on %d held-out training images", 100 * ev.accuracy,
+            job->vd.test_count);
+    DC_TRY(dc_budget_scan(job, b, ev.accuracy));
+    long long dense;
+    DC_TRY(dc_budget_fit(job, b, &dense, &bytes));
+    dc_budget_print(job, b, "chosen", bytes);
+    DC_TRY(dc_budget_write_csv(job, b));
+    dc_budget_record(job, b, bytes, ev.accuracy, t0, rec, len);
+    return DC_OK;
+}
+
+enum dc_status dc_job_budget_refit(struct dc_job *job, int round)
+{
+    struct dc_budget *b = job->budget;
+    if (!b || round < 2)
+        return DC_OK;
+    float before[DC_NET_MAX_PARAMS];
+    for (int g = 0; g < b->nl; g++)
+        before[g] = b->ly[g].sp;
+    long long bytes = 0, first = 0;
+    DC_TRY(dc_budget_fit(job, b, &first, &bytes));
+    int moved = 0;
+    for (int g = 0; g < b->nl; g++)
+        moved |= before[g] != b->ly[g].sp;
+    if (moved)
+        dc_info("budget: the retrained network at these sparsities would take %lld bytes, over the aim of %lld: "
+                "sparsities raised (%lld bytes)", first, b->aim, bytes);
+    else
+        dc_info("budget: the retrained network at these sparsities takes %lld bytes (aim %lld)", bytes, b->aim);
+    if (moved)
+        dc_budget_print(job, b, "raised", bytes);
+    return dc_budget_write_csv(job, b);
+}
+
+enum dc_status dc_job_budget_trim(struct dc_job *job)
+{
+    struct dc_budget *b = job->budget;
+    if (!b)
+        return DC_OK;
+    float sp[DC_NET_MAX_PARAMS];
+    int at[DC_NET_MAX_PARAMS];
+    for (int g = 0; g < b->nl; g++)
+        sp[g] = b->ly[g].sp, at[g] = b->ly[g].at;
+    struct dc_budget_saved sv;
+    long long bytes = 0, target = job->cfg.target_bytes, over = 0;
+    double eps = 0.5 / (double)job->vd.test_count;
+    enum dc_status s = dc_budget_save(job->net, &sv);
+    for (int it = 0; s == DC_OK; it++) {
+        if ((s = dc_budget_bytes_at(job, b, at, sp, &sv, &bytes)) != DC_OK || bytes <= target)
+            break;
+        /* the next greedy move's layer gives up the weights the excess costs (at
+         * its bytes per weight on the grid, 10% more), pruned without retraining */
+        int g = 0, j = 0;
+        if (it == 20 || !dc_budget_best_move(b, at, eps, &g, &j)) {
+            s = DC_ERROR(DC_ERR_CONFIG, "%s: [compress] target_bytes = %lld: the file still takes %lld bytes",
+                         job->cfg.path, target, bytes);
+            break;
+        }
+        const struct dc_budget_layer *l = &b->ly[g];
+        double per_weight = (double)(l->bytes[at[g]] - l->bytes[j]) /
+                            ((double)l->weights * (dc_budget_grid[j] - dc_budget_grid[at[g]]));
+        float more = (float)(1.1 * (double)(bytes - target) / per_weight / (double)l->weights);
+        sp[g] = sp[g] + more < 0.999f ? sp[g] + more : 0.999f;
+        if (it == 0)
+            over = bytes;
+        dc_info("budget: %lld bytes, %lld over the target: %s pruned further to %.3f%%", bytes, bytes - target,
+                job->cfg.layers[l->cfg].name, 100.0 * sp[g]);
+    }
+    dc_budget_saved_free(&sv);
+    for (int g = 0; s == DC_OK && g < b->nl; g++) {
+        job->cfg.layers[b->ly[g].cfg].prune = sp[g];
+        s = dc_budget_prune(job->net, b->ly[g].cfg, sp[g]);
+    }
+    if (s == DC_OK && over)
+        dc_warn("budget: the retrained network took %lld bytes, over the target of %lld: pruned further without "
+                "retraining to fit (%lld bytes); fine-tuning follows", over, target, bytes);
+    else if (s == DC_OK)
+        dc_info("budget: the file will take %lld bytes (target %lld)", bytes, target);
+    return s;
+}
+
+/* One row of budget.csv into b (layers in file order, grid rows in order). */
+static enum dc_status dc_budget_row(struct dc_job *job, struct dc_budget *b, const char *line, const char *path,
+                                    int ln)
+{
+    char name[DC_NAME_LEN + 1];
+    float sp;
+    double acc;
+    long long bytes;
+    int chosen, cfg = -1;
+    if (sscanf(line, "%32[^,],%f,%lf,%lld,%d", name, &sp, &acc, &bytes, &chosen) == 5)
+        for (int k = 0; k < job->cfg.nlayers; k++)
+            if (strcmp(job->cfg.layers[k].name, name) == 0)
+                cfg = k;
+    if (cfg < 0)
+        return DC_ERROR(DC_ERR_FORMAT, "%s:%d: not a row of a layer of this network", path, ln);
+    int g = -1;
+    for (int k = 0; k < b->nl; k++)
+        if (b->ly[k].cfg == cfg)
+            g = k;
+    int j = 0;
+    while (j < DC_BUDGET_NG && dc_budget_grid[j] < sp - 1e-4f)
+        j++;
+    if (g < 0 || j == DC_BUDGET_NG || dc_budget_grid[j] > sp + 1e-4f)
+        return DC_ERROR(DC_ERR_FORMAT, "%s:%d: layer %s or sparsity %.4f is not one the budget stage scans", path,
+                        ln, name, (double)sp);
+    b->ly[g].acc[j] = acc;
+    b->ly[g].bytes[j] = bytes;
+    if (chosen)
+        b->ly[g].at = j;
+    return DC_OK;
+}
+
+/* "# choice,LAYER,SPARSITY" of budget.csv into b. */
+static enum dc_status dc_budget_choice_row(struct dc_job *job, struct dc_budget *b, const char *line,
+                                           const char *path, int ln)
+{
+    char name[DC_NAME_LEN + 1];
+    float sp;
+    if (sscanf(line, "# choice,%32[^,],%f", name, &sp) == 2 && sp >= 0.0f && sp < 1.0f)
+        for (int g = 0; g < b->nl; g++)
+            if (strcmp(job->cfg.layers[b->ly[g].cfg].name, name) == 0) {
+                b->ly[g].sp = sp;
+                return DC_OK;
+            }
+    return DC_ERROR(DC_ERR_FORMAT, "%s:%d: not a choice of a layer of this network with a sparsity in [0, 1)",
+                    path, ln);
+}
+
+enum dc_status dc_job_budget_load(struct dc_job *job)
+{
+    char path[600], line[256];
+    snprintf(path, sizeof path, "%s/budget.csv", job->out_dir);
+    dc_job_budget_free(job);
+    struct dc_budget *b = job->budget = calloc(1, sizeof *b);
+    if (!b)
+        return DC_ERROR(DC_ERR_NOMEM, "budget: out of memory");
+    dc_budget_layers(job->net, b);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return DC_ERROR(DC_ERR_IO, "%s: cannot read (%s): the budget stage's choice is needed to resume; "
+                        "start the run again", path, strerror(errno));
+    enum dc_status s = DC_OK;
+    int rows = 0, aim_seen = 0, choices = 0;
+    for (int ln = 1; s == DC_OK && fgets(line, sizeof line, f); ln++) {
+        if (ln == 1)
+            continue; /* header */
+        if (strncmp(line, "# choice,", 9) == 0)
+            s = dc_budget_choice_row(job, b, line, path, ln), choices++;
+        else if (line[0] == '#')
+            aim_seen = sscanf(line, "# aim,%lld,offset,%lld", &b->aim, &b->off) == 2;
+        else
+            s = dc_budget_row(job, b, line, path, ln), rows++;
+    }
+    fclose(f);
+    if (s == DC_OK && (rows != b->nl * DC_BUDGET_NG || choices != b->nl || !aim_seen))
+        s = DC_ERROR(DC_ERR_FORMAT,
+                     "%s: %d rows, %d choices and %s aim line, expected %d, %d and one; start the run again", path,
+                     rows, choices, aim_seen ? "an" : "no", b->nl * DC_BUDGET_NG, b->nl);
+    if (s == DC_OK)
+        dc_budget_apply(job, b);
+    if (s == DC_OK)
+        dc_info("budget: per-layer sparsities from %s", path);
+    return s;
+}
+
+enum dc_status dc_job_budget_data(struct dc_job *job)
+{
+    const struct dc_config *c = &job->cfg;
+    struct dc_dataset *tr = &job->data.train;
+    if (c->validation >= tr->count)
+        return DC_ERROR(DC_ERR_CONFIG,
+                        "%s: [compress] validation = %d leaves none of the %d training images to train on",
+                        c->path, c->validation, tr->count);
+    size_t img = (size_t)tr->c * tr->h * tr->w, first = (size_t)(tr->count - c->validation);
+    struct dc_data val = job->data; /* classes and normalisation */
+    val.train.count = 0;
+    val.test = *tr;
+    val.test.count = c->validation;
+    val.test.images = tr->images + img * first;
+    val.test.labels = tr->labels + first;
+    tr->count -= c->validation; /* the tail stays in the same allocation, freed with it */
+    return dc_device_data_init(job->be, &val, &job->vd);
+}
