@@ -47,8 +47,7 @@ struct dc_budget_layer {
     size_t weights;
     double acc[DC_BUDGET_NG];      /* validation accuracy with this layer alone at grid[j] */
     long long bytes[DC_BUDGET_NG]; /* file bytes with this layer alone at grid[j] */
-    int at;                        /* grid index of the chosen sparsity, or of the next above it */
-    float sp;                      /* the chosen sparsity: grid[at], or between grid[at - 1] and it */
+    float sp;                      /* the chosen sparsity (on the grid or between two points) */
 };
 
 struct dc_budget {
@@ -57,6 +56,8 @@ struct dc_budget {
     long long aim;                 /* target less the margin */
     long long off;                 /* the last real measurement minus the sum of parts */
 };
+
+#define DC_BUDGET_PATH 256 /* greedy moves planned at once, at most */
 
 void dc_job_budget_free(struct dc_job *job)
 {
@@ -132,11 +133,10 @@ static enum dc_status dc_budget_prune(struct dc_net *net, int cfg, float s)
     return DC_OK;
 }
 
-/* Bytes of the file with every layer at sparsity sp[] (grid indices at[]
- * when sp is NULL): pruned, clustered, rounded and encoded as the pipeline
- * would, then undone. */
-static enum dc_status dc_budget_bytes_at(struct dc_job *job, const struct dc_budget *b, const int *at,
-                                         const float *sp, const struct dc_budget_saved *sv, long long *bytes)
+/* Bytes of the file with every layer at sparsity sp[]: pruned, clustered,
+ * rounded and encoded as the pipeline would, then undone. */
+static enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const float *sp,
+                                      const struct dc_budget_saved *sv, long long *bytes)
 {
     struct dc_net *net = job->net;
     const struct dc_config *c = &job->cfg;
@@ -144,7 +144,7 @@ static enum dc_status dc_budget_bytes_at(struct dc_job *job, const struct dc_bud
     size_t size = 0;
     enum dc_status s = DC_OK;
     for (int g = 0; s == DC_OK && g < b->nl; g++)
-        s = dc_budget_prune(net, b->ly[g].cfg, sp ? sp[g] : dc_budget_grid[at[g]]);
+        s = dc_budget_prune(net, b->ly[g].cfg, sp[g]);
     if (s == DC_OK)
         s = dc_quantize_net(net, c);
     if (s == DC_OK && c->dense_bits == 16)
@@ -157,12 +157,6 @@ static enum dc_status dc_budget_bytes_at(struct dc_job *job, const struct dc_bud
     *bytes = (long long)size;
     enum dc_status r = dc_budget_restore(net, sv);
     return s != DC_OK ? s : r;
-}
-
-static enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const int *at,
-                                      const struct dc_budget_saved *sv, long long *bytes)
-{
-    return dc_budget_bytes_at(job, b, at, NULL, sv, bytes);
 }
 
 /* Validation accuracy with layer `cfg` alone pruned to s. */
@@ -192,20 +186,32 @@ static void dc_budget_layers(const struct dc_net *net, struct dc_budget *b)
     }
 }
 
-/* The move saving the most bytes per validation point lost, from at[]:
- * layer *bg to grid index *bj; 0 when no move saves bytes. */
-static int dc_budget_best_move(const struct dc_budget *b, const int *at, double eps, int *bg, int *bj)
+/* A layer's scanned figure at sparsity x, linear between grid points. */
+static double dc_budget_at(const double *acc, const long long *bytes, float x)
 {
-    double best = -1.0;
-    long long best_saved = 0;
+    int j = 0;
+    while (j + 2 < DC_BUDGET_NG && dc_budget_grid[j + 1] <= x)
+        j++;
+    double f = (x - dc_budget_grid[j]) / (dc_budget_grid[j + 1] - dc_budget_grid[j]);
+    f = f < 0.0 ? 0.0 : f > 1.0 ? 1.0 : f;
+    return acc ? acc[j] + f * (acc[j + 1] - acc[j]) : (double)bytes[j] + f * (double)(bytes[j + 1] - bytes[j]);
+}
+#define DC_ACC_AT(l, x) dc_budget_at((l)->acc, NULL, (x))
+#define DC_BYTES_AT(l, x) dc_budget_at(NULL, (l)->bytes, (x))
+
+/* The move from sp[] saving the most bytes per validation point lost: layer
+ * *bg to grid point *bj above its sparsity; 0 when no move saves bytes. */
+static int dc_budget_best_move(const struct dc_budget *b, const float *sp, double eps, int *bg, int *bj)
+{
+    double best = -1.0, best_saved = 0.0;
     for (int g = 0; g < b->nl; g++) {
         const struct dc_budget_layer *l = &b->ly[g];
-        for (int j = at[g] + 1; j < DC_BUDGET_NG; j++) {
-            long long saved = l->bytes[at[g]] - l->bytes[j];
-            if (saved <= 0)
+        double bytes = DC_BYTES_AT(l, sp[g]), acc = DC_ACC_AT(l, sp[g]);
+        for (int j = 0; j < DC_BUDGET_NG; j++) {
+            double saved = bytes - (double)l->bytes[j], lost = acc - l->acc[j];
+            if (dc_budget_grid[j] <= sp[g] + 1e-6f || saved <= 0.0)
                 continue;
-            double lost = l->acc[at[g]] - l->acc[j];
-            double r = (double)saved / (lost > eps ? lost : eps);
+            double r = saved / (lost > eps ? lost : eps);
             if (r > best || (r == best && saved > best_saved))
                 best = r, best_saved = saved, *bg = g, *bj = j;
         }
@@ -213,12 +219,12 @@ static int dc_budget_best_move(const struct dc_budget *b, const int *at, double 
     return best > 0.0;
 }
 
-/* The parts' sum for at[]: every layer's bytes above the all-dense file. */
-static long long dc_budget_parts(const struct dc_budget *b, const int *at)
+/* The parts' sum for sp[]: the all-dense file plus each layer's change. */
+static double dc_budget_parts(const struct dc_budget *b, const float *sp)
 {
-    long long sum = b->ly[0].bytes[0];
+    double sum = (double)b->ly[0].bytes[0];
     for (int g = 0; g < b->nl; g++)
-        sum += b->ly[g].bytes[at[g]] - b->ly[g].bytes[0];
+        sum += DC_BYTES_AT(&b->ly[g], sp[g]) - (double)b->ly[g].bytes[0];
     return sum;
 }
 
@@ -229,64 +235,87 @@ static void dc_budget_apply(struct dc_job *job, const struct dc_budget *b)
         job->cfg.layers[b->ly[g].cfg].prune = b->ly[g].sp;
 }
 
-/* Greedy moves from the layers' current choice until the allocation, encoded
- * for real on the network as it is now, is under the aim; *bytes: that size.
- * The last move is taken only as far as the bytes need (the sparsity
- * interpolated between grid points): whole steps near 98% are a quarter of
- * the file. */
+/* The greedy path from path[0] (the current choice): moves appended while
+ * the parts, corrected by the last measurement, stay over 90% of the aim. */
+static int dc_budget_plan(const struct dc_budget *b, double eps, int n, float (*path)[DC_NET_MAX_PARAMS])
+{
+    int g, j;
+    while (n < DC_BUDGET_PATH && dc_budget_parts(b, path[n - 1]) + (double)b->off > 0.9 * (double)b->aim &&
+           dc_budget_best_move(b, path[n - 1], eps, &g, &j)) {
+        memcpy(path[n], path[n - 1], sizeof path[n]);
+        path[n++][g] = dc_budget_grid[j];
+    }
+    return n;
+}
+
+/* Raise sparsities from the layers' current choice until the network as it
+ * is now, pruned, clustered and encoded for real, is under the aim (*first:
+ * the choice's bytes before, *bytes: after).  The greedy order gives a path
+ * of allocations, each smaller than the one before; bisection finds the
+ * first one that fits, then the sparsity of its last move that just fits:
+ * whole grid steps near 98% are a quarter of the file. */
 static enum dc_status dc_budget_fit(struct dc_job *job, struct dc_budget *b, long long *first, long long *bytes)
 {
-    int at[DC_NET_MAX_PARAMS];
-    float sp[DC_NET_MAX_PARAMS], part[DC_NET_MAX_PARAMS];
     double eps = 0.5 / (double)job->vd.test_count; /* half an image: a free move still has a price */
+    float(*path)[DC_NET_MAX_PARAMS] = malloc(sizeof *path * DC_BUDGET_PATH);
     struct dc_budget_saved sv;
+    if (!path)
+        return DC_ERROR(DC_ERR_NOMEM, "budget: out of memory");
     enum dc_status s = dc_budget_save(job->net, &sv);
     for (int g = 0; g < b->nl; g++)
-        at[g] = b->ly[g].at, sp[g] = b->ly[g].sp;
+        path[0][g] = b->ly[g].sp;
     if (s == DC_OK)
-        s = dc_budget_bytes_at(job, b, at, sp, &sv, bytes);
+        s = dc_budget_bytes(job, b, path[0], &sv, bytes);
     *first = *bytes;
-    long long pred = dc_budget_parts(b, at);
-    b->off = *bytes - pred; /* the real file minus the sum of parts */
+    int n = 1, lo = 0, hi = 0; /* path[lo] is over the aim, path[hi] under */
     while (s == DC_OK && *bytes > b->aim) {
-        int g = -1, j = 0, from = 0;
-        while (s == DC_OK && pred + b->off > b->aim) {
-            if (!dc_budget_best_move(b, at, eps, &g, &j))
-                s = DC_ERROR(DC_ERR_CONFIG,
-                             "%s: [compress] target_bytes = %d: even %.1f%% sparsity in every layer leaves "
-                             "about %lld bytes; raise the target or lower [quantize] bits",
-                             job->cfg.path, job->cfg.target_bytes, 100.0 * dc_budget_grid[DC_BUDGET_NG - 1],
-                             pred + b->off);
-            else
-                from = at[g], pred -= b->ly[g].bytes[at[g]] - b->ly[g].bytes[j], at[g] = j, sp[g] = dc_budget_grid[j];
-        }
-        if (s != DC_OK || g < 0)
+        b->off = *bytes - (long long)dc_budget_parts(b, path[n - 1]);
+        int m = dc_budget_plan(b, eps, n, path);
+        if (m == n) {
+            s = DC_ERROR(DC_ERR_CONFIG,
+                         "%s: [compress] target_bytes = %d: even %.1f%% sparsity in every layer leaves about "
+                         "%lld bytes; raise the target or lower [quantize] bits",
+                         job->cfg.path, job->cfg.target_bytes, 100.0 * dc_budget_grid[DC_BUDGET_NG - 1], *bytes);
             break;
-        /* the whole last move, for real; where it fits, only as far as needed:
-         * bisect its sparsity (bytes are far from linear in it over a jump) */
-        if ((s = dc_budget_bytes_at(job, b, at, sp, &sv, bytes)) != DC_OK || *bytes > b->aim) {
-            b->off = *bytes - pred; /* the parts did not add up: go on from the real figure */
-            continue;
         }
-        float lo = dc_budget_grid[from] > b->ly[g].sp ? dc_budget_grid[from] : b->ly[g].sp, hi = sp[g];
-        memcpy(part, sp, sizeof(float) * (size_t)b->nl);
-        for (int it = 0; s == DC_OK && it < 10 && hi - lo > 1e-4f; it++) {
-            long long pb = 0;
-            part[g] = 0.5f * (lo + hi);
-            s = dc_budget_bytes_at(job, b, at, part, &sv, &pb);
-            if (pb <= b->aim)
-                hi = part[g], *bytes = pb;
-            else
-                lo = part[g];
-        }
-        sp[g] = hi;
-        break;
+        lo = n - 1, n = hi = m, hi--;
+        s = dc_budget_bytes(job, b, path[hi], &sv, bytes);
     }
-    dc_budget_saved_free(&sv);
+    long long hb = *bytes;
+    while (s == DC_OK && hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        long long mb = 0;
+        s = dc_budget_bytes(job, b, path[mid], &sv, &mb);
+        if (mb <= b->aim)
+            hi = mid, hb = mb;
+        else
+            lo = mid;
+    }
+    if (s == DC_OK && hi > 0) { /* the last move only as far as needed */
+        float part[DC_NET_MAX_PARAMS];
+        memcpy(part, path[hi], sizeof part);
+        int g = 0;
+        while (g < b->nl && path[hi][g] == path[lo][g])
+            g++;
+        float a = path[lo][g], z = path[hi][g];
+        for (int it = 0; s == DC_OK && it < 10 && z - a > 1e-4f; it++) {
+            long long pb = 0;
+            part[g] = 0.5f * (a + z);
+            s = dc_budget_bytes(job, b, part, &sv, &pb);
+            if (pb <= b->aim)
+                z = part[g], hb = pb;
+            else
+                a = part[g];
+        }
+        path[hi][g] = z;
+    }
+    *bytes = hb;
     for (int g = 0; s == DC_OK && g < b->nl; g++)
-        b->ly[g].at = at[g], b->ly[g].sp = sp[g];
+        b->ly[g].sp = path[hi][g];
     if (s == DC_OK)
         dc_budget_apply(job, b);
+    dc_budget_saved_free(&sv);
+    free(path);
     return s;
 }
 
@@ -294,12 +323,12 @@ static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_bu
 {
     char path[600];
     FILE *f;
-    DC_TRY(dc_job_csv_create(job, "budget.csv", "layer,sparsity,validation_accuracy,bytes,chosen", path,
-                             sizeof path, &f));
+    DC_TRY(dc_job_csv_create(job, "budget.csv", "layer,sparsity,validation_accuracy,bytes", path, sizeof path,
+                             &f));
     for (int g = 0; g < b->nl; g++)
         for (int j = 0; j < DC_BUDGET_NG; j++)
-            fprintf(f, "%s,%.4f,%.6f,%lld,%d\n", job->cfg.layers[b->ly[g].cfg].name, (double)dc_budget_grid[j],
-                    b->ly[g].acc[j], b->ly[g].bytes[j], j == b->ly[g].at);
+            fprintf(f, "%s,%.4f,%.6f,%lld\n", job->cfg.layers[b->ly[g].cfg].name, (double)dc_budget_grid[j],
+                    b->ly[g].acc[j], b->ly[g].bytes[j]);
     for (int g = 0; g < b->nl; g++)
         fprintf(f, "# choice,%s,%.6f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->ly[g].sp);
     fprintf(f, "# aim,%lld,offset,%lld\n", b->aim, b->off);
@@ -309,7 +338,7 @@ static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_bu
 /* The scan: every layer at every grid sparsity, alone. */
 static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, double base)
 {
-    int at[DC_NET_MAX_PARAMS] = {0};
+    float sp[DC_NET_MAX_PARAMS] = {0};
     struct dc_budget_saved sv;
     enum dc_status s = dc_budget_save(job->net, &sv);
     for (int g = 0; s == DC_OK && g < b->nl; g++) {
@@ -319,13 +348,13 @@ static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, do
         l->acc[0] = base;
         l->bytes[0] = b->ly[0].bytes[0]; /* every layer dense: one file, measured for the first layer */
         for (int j = g == 0 ? 0 : 1; s == DC_OK && j < DC_BUDGET_NG; j++) {
-            at[g] = j;
+            sp[g] = dc_budget_grid[j];
             if (j > 0)
-                s = dc_budget_acc(job, l->cfg, dc_budget_grid[j], &sv, &l->acc[j]);
+                s = dc_budget_acc(job, l->cfg, sp[g], &sv, &l->acc[j]);
             if (s == DC_OK)
-                s = dc_budget_bytes(job, b, at, &sv, &l->bytes[j]);
+                s = dc_budget_bytes(job, b, sp, &sv, &l->bytes[j]);
         }
-        at[g] = 0;
+        sp[g] = 0.0f;
     }
     dc_budget_saved_free(&sv);
     return s;
@@ -338,7 +367,7 @@ static void dc_budget_print(const struct dc_job *job, const struct dc_budget *b,
            "validation acc. alone");
     for (int g = 0; g < b->nl; g++)
         printf("%-16s %10zu %8.2f%% %21.2f%%\n", job->cfg.layers[b->ly[g].cfg].name, b->ly[g].weights,
-               100.0 * b->ly[g].sp, 100 * b->ly[g].acc[b->ly[g].at]);
+               100.0 * b->ly[g].sp, 100 * DC_ACC_AT(&b->ly[g], b->ly[g].sp));
     printf("pruned to these sparsities at once, clustered and encoded: %lld bytes\n\n", bytes);
     fflush(stdout);
 }
@@ -356,7 +385,7 @@ static void dc_budget_record(struct dc_job *job, const struct dc_budget *b, long
                               "%s{\"layer\": \"%s\", \"weights\": %zu, \"sparsity\": %.4f, "
                               "\"validation_accuracy_alone\": %.6f}",
                               g ? ", " : "", job->cfg.layers[b->ly[g].cfg].name, b->ly[g].weights,
-                              (double)b->ly[g].sp, b->ly[g].acc[b->ly[g].at]);
+                              (double)b->ly[g].sp, DC_ACC_AT(&b->ly[g], b->ly[g].sp));
     if (o < len)
         snprintf(rec + o, len - o, "]}");
 }
@@ -416,27 +445,26 @@ enum dc_status dc_job_budget_trim(struct dc_job *job)
     if (!b)
         return DC_OK;
     float sp[DC_NET_MAX_PARAMS];
-    int at[DC_NET_MAX_PARAMS];
     for (int g = 0; g < b->nl; g++)
-        sp[g] = b->ly[g].sp, at[g] = b->ly[g].at;
+        sp[g] = b->ly[g].sp;
     struct dc_budget_saved sv;
     long long bytes = 0, target = job->cfg.target_bytes, over = 0;
     double eps = 0.5 / (double)job->vd.test_count;
     enum dc_status s = dc_budget_save(job->net, &sv);
     for (int it = 0; s == DC_OK; it++) {
-        if ((s = dc_budget_bytes_at(job, b, at, sp, &sv, &bytes)) != DC_OK || bytes <= target)
+        if ((s = dc_budget_bytes(job, b, sp, &sv, &bytes)) != DC_OK || bytes <= target)
             break;
         /* the next greedy move's layer gives up the weights the excess costs (at
          * its bytes per weight on the grid, 10% more), pruned without retraining */
         int g = 0, j = 0;
-        if (it == 20 || !dc_budget_best_move(b, at, eps, &g, &j)) {
+        if (it == 20 || !dc_budget_best_move(b, sp, eps, &g, &j)) {
             s = DC_ERROR(DC_ERR_CONFIG, "%s: [compress] target_bytes = %lld: the file still takes %lld bytes",
                          job->cfg.path, target, bytes);
             break;
         }
         const struct dc_budget_layer *l = &b->ly[g];
-        double per_weight = (double)(l->bytes[at[g]] - l->bytes[j]) /
-                            ((double)l->weights * (dc_budget_grid[j] - dc_budget_grid[at[g]]));
+        double per_weight = (DC_BYTES_AT(l, sp[g]) - (double)l->bytes[j]) /
+                            ((double)l->weights * (dc_budget_grid[j] - sp[g]));
         float more = (float)(1.1 * (double)(bytes - target) / per_weight / (double)l->weights);
         sp[g] = sp[g] + more < 0.999f ? sp[g] + more : 0.999f;
         if (it == 0)
@@ -465,8 +493,8 @@ static enum dc_status dc_budget_row(struct dc_job *job, struct dc_budget *b, con
     float sp;
     double acc;
     long long bytes;
-    int chosen, cfg = -1;
-    if (sscanf(line, "%32[^,],%f,%lf,%lld,%d", name, &sp, &acc, &bytes, &chosen) == 5)
+    int cfg = -1;
+    if (sscanf(line, "%32[^,],%f,%lf,%lld", name, &sp, &acc, &bytes) == 4)
         for (int k = 0; k < job->cfg.nlayers; k++)
             if (strcmp(job->cfg.layers[k].name, name) == 0)
                 cfg = k;
@@ -484,8 +512,6 @@ static enum dc_status dc_budget_row(struct dc_job *job, struct dc_budget *b, con
                         ln, name, (double)sp);
     b->ly[g].acc[j] = acc;
     b->ly[g].bytes[j] = bytes;
-    if (chosen)
-        b->ly[g].at = j;
     return DC_OK;
 }
 
