@@ -450,36 +450,53 @@ enum dc_status dc_job_budget_trim(struct dc_job *job)
     struct dc_budget_saved sv;
     long long bytes = 0, target = job->cfg.target_bytes, over = 0;
     double eps = 0.5 / (double)job->vd.test_count;
+    int g = 0, j = 0;
     enum dc_status s = dc_budget_save(job->net, &sv);
-    for (int it = 0; s == DC_OK; it++) {
-        if ((s = dc_budget_bytes(job, b, sp, &sv, &bytes)) != DC_OK || bytes <= target)
-            break;
-        /* the next greedy move's layer gives up the weights the excess costs (at
-         * its bytes per weight on the grid, 10% more), pruned without retraining */
-        int g = 0, j = 0;
-        if (it == 20 || !dc_budget_best_move(b, sp, eps, &g, &j)) {
-            s = DC_ERROR(DC_ERR_CONFIG, "%s: [compress] target_bytes = %lld: the file still takes %lld bytes",
+    if (s == DC_OK)
+        s = dc_budget_bytes(job, b, sp, &sv, &bytes);
+    if (s == DC_OK && bytes > target) {
+        /* the next greedy move's layer gives up weights, pruned without
+         * retraining: steps of what the excess costs at its bytes per weight on
+         * the grid until the file fits, then bisection back to just fitting */
+        over = bytes;
+        if (!dc_budget_best_move(b, sp, eps, &g, &j))
+            s = DC_ERROR(DC_ERR_CONFIG, "%s: [compress] target_bytes = %lld: the file takes %lld bytes",
                          job->cfg.path, target, bytes);
-            break;
-        }
         const struct dc_budget_layer *l = &b->ly[g];
         double per_weight = (DC_BYTES_AT(l, sp[g]) - (double)l->bytes[j]) /
                             ((double)l->weights * (dc_budget_grid[j] - sp[g]));
-        float more = (float)(1.1 * (double)(bytes - target) / per_weight / (double)l->weights);
-        sp[g] = sp[g] + more < 0.999f ? sp[g] + more : 0.999f;
-        if (it == 0)
-            over = bytes;
-        dc_info("budget: %lld bytes, %lld over the target: %s pruned further to %.3f%%", bytes, bytes - target,
-                job->cfg.layers[l->cfg].name, 100.0 * sp[g]);
+        float a = sp[g], z = sp[g];
+        for (int it = 0; s == DC_OK && bytes > target; it++) {
+            if (it == 20 || z >= 0.999f) {
+                s = DC_ERROR(DC_ERR_CONFIG, "%s: [compress] target_bytes = %lld: the file still takes %lld bytes",
+                             job->cfg.path, target, bytes);
+                break;
+            }
+            a = z;
+            z += (float)(1.5 * (double)(bytes - target) / per_weight / (double)l->weights);
+            sp[g] = z = z < 0.999f ? z : 0.999f;
+            s = dc_budget_bytes(job, b, sp, &sv, &bytes);
+        }
+        for (int it = 0; s == DC_OK && it < 10 && z - a > 1e-5f; it++) {
+            long long mb = 0;
+            sp[g] = 0.5f * (a + z);
+            s = dc_budget_bytes(job, b, sp, &sv, &mb);
+            if (mb <= target)
+                z = sp[g], bytes = mb;
+            else
+                a = sp[g];
+        }
+        sp[g] = z;
     }
     dc_budget_saved_free(&sv);
-    for (int g = 0; s == DC_OK && g < b->nl; g++) {
-        job->cfg.layers[b->ly[g].cfg].prune = sp[g];
-        s = dc_budget_prune(job->net, b->ly[g].cfg, sp[g]);
+    for (int k = 0; s == DC_OK && k < b->nl; k++) {
+        b->ly[k].sp = job->cfg.layers[b->ly[k].cfg].prune = sp[k];
+        s = dc_budget_prune(job->net, b->ly[k].cfg, sp[k]);
     }
     if (s == DC_OK && over)
-        dc_warn("budget: the retrained network took %lld bytes, over the target of %lld: pruned further without "
-                "retraining to fit (%lld bytes); fine-tuning follows", over, target, bytes);
+        dc_warn("budget: the retrained network took %lld bytes, over the target of %lld: %s pruned further to "
+                "%.3f%% without retraining to fit (%lld bytes); fine-tuning follows",
+                over, target, job->cfg.layers[b->ly[g].cfg].name, 100.0 * sp[g], bytes);
     else if (s == DC_OK)
         dc_info("budget: the file will take %lld bytes (target %lld)", bytes, target);
     return s;
