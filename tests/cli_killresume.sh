@@ -176,9 +176,26 @@ DC_KILL_AT=stage:4 killed "no budget.csv" dct --out k_nobudget && rm k_nobudget/
 run 2 "budget too small" dct --out k_small --set compress.target_bytes=300
 one_line "budget too small" "\\[compress\\] target_bytes = 300: even 99.5% sparsity in every layer leaves about [0-9]+ bytes"
 run 2 "budget needs sparsity" dct --out k_std --set prune.method=std
-one_line "budget needs sparsity" "target_bytes needs \\[prune\\] method = sparsity"
+one_line "budget needs sparsity" "target_bytes and max_accuracy_drop need \\[prune\\] method = sparsity"
 run 2 "validation too large" dct --out k_val --set compress.validation=256
 one_line "validation too large" "\\[compress\\] validation = 256 leaves none of the 256 training images"
 
-echo "cli_killresume: $(( ${#POINTS[@]} + 14 )) kill points"
+# Budget in points ([compress] max_accuracy_drop): a round that loses more
+# validation accuracy than allowed is undone from budget_prev.bin.  At 0.01
+# points every round of this tiny run loses more: both are undone and the
+# network goes on dense; killed anywhere around the undoing, the resumed run
+# must end where the uninterrupted one does.
+SETS+=(--set compress.target_bytes=0 --set compress.max_accuracy_drop=0.01)
+mv ref ref_budget
+run 0 "drop reference" dct --out ref || fail "drop: the uninterrupted run failed"
+normalise ref
+[ "$(grep -o '"undone": 1' ref/summary.json | wc -l)" = 2 ] || fail "drop: not both rounds undone at 0.01 points"
+grep -q '"stage": "prune-2".*"kept_fraction": 1.000000' ref/summary.json || fail "drop: the network is not dense again"
+for p in pruned:1 step:10 epoch:3 stage:4 pruned:2; do
+    kill_at "$p"
+done
+run 2 "both budgets" dct --out k_both --set compress.target_bytes=9000
+one_line "both budgets" "target_bytes and max_accuracy_drop: choose one budget, bytes or points"
+
+echo "cli_killresume: $(( ${#POINTS[@]} + 20 )) kill points"
 cli_finish cli_killresume

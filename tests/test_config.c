@@ -59,7 +59,7 @@ static void test_defaults(void)
     CHECK(c.seed == 1 && c.threads == 0 && c.tf32 == 0 && c.checkpoint_every == 1);
     CHECK(!c.has_prune && !c.has_quantize && !c.has_encode && !c.has_distill && c.label_smoothing == 0.0f);
     CHECK(c.distill_alpha == 0.5f && c.distill_temperature == 4.0f);
-    CHECK(!c.has_compress && c.target_bytes == 0 && c.validation == 5000);
+    CHECK(!c.has_compress && c.target_bytes == 0 && c.validation == 5000 && c.max_accuracy_drop == 0.0f);
     CHECK(c.prune_method == DC_PRUNE_STD && c.quality_conv == 1.0f && c.quality_fc == 1.0f);
     CHECK(c.sparsity_conv == 0 && c.sparsity_fc == 0 && c.prune_rounds == 3 && c.retrain_epochs == 2);
     CHECK(c.retrain_lr == 0.001f && c.bits_conv == 8 && c.bits_fc == 5 && c.kmeans_init == DC_INIT_LINEAR);
@@ -130,7 +130,10 @@ static void test_file_errors(void)
                 ":5: [compress] target_bytes: must be >= 0 (got -1)");
     expect_fail(DATA "[compress]\nvalidation = 0\n[fc]\noutputs = 10\n", NULL, 0,
                 ":5: [compress] validation: must be >= 1 (got 0)");
-    expect_fail(DATA "[compress]\nbudget = 5\n[fc]\noutputs = 10\n", NULL, 0, ":5: [compress] budget: unknown key; [compress] takes target_bytes, validation");
+    expect_fail(DATA "[compress]\nmax_accuracy_drop = -1\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [compress] max_accuracy_drop: must be in [0, 100] (got -1)");
+    expect_fail(DATA "[compress]\nbudget = 5\n[fc]\noutputs = 10\n", NULL, 0,
+                ":5: [compress] budget: unknown key; [compress] takes target_bytes, max_accuracy_drop, validation");
     expect_fail(DATA "[distill]\nalpha = 0\n[fc]\noutputs = 10\n", NULL, 0,
                 ":5: [distill] alpha: must be in (0, 1] (got 0)");
     expect_fail(DATA "[distill]\ntemperature = 0\n[fc]\noutputs = 10\n", NULL, 0,

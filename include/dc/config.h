@@ -115,6 +115,7 @@ struct dc_config {
        from the end of the training set (never trained on), so the file fits */
     int has_compress;
     int target_bytes;                   /* the encoded file's size limit; 0 = off */
+    float max_accuracy_drop;            /* or: validation points the prune rounds may lose; 0 = off */
     int validation;                     /* held-out training images, default 5000 */
 
     /* [init] (used with dctrain --init FILE.npz|.safetensors) */

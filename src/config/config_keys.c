@@ -106,6 +106,7 @@ static const struct cfg_key encode_keys[] = {
 /* [compress]: budget mode (job_budget.c) */
 static const struct cfg_key compress_keys[] = {
     KINT("target_bytes", G(target_bytes), "0", 0, ANY_INT),
+    KFLT("max_accuracy_drop", G(max_accuracy_drop), "0", 0, 0, 100, 0),
     KINT("validation", G(validation), "5000", 1, ANY_INT),
 };
 

@@ -173,6 +173,12 @@ static enum dc_status dc_ckpt_read_param(struct dc_ckpt_reader *r, struct dc_bac
         DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->v.data, count * 4, "momentum"));
     if (flags & DC_CKPT_MASK)
         DC_TRY(dc_ckpt_get_dev(r, be, (void **)&p->mask, count * 4, "mask"));
+    else if (p->mask) { /* loaded into a pruned network (budget mode undoing a round): unpruned again */
+        be->ops.release(be, p->mask);
+        p->mask = NULL;
+    }
+    if (!(flags & DC_CKPT_QUANT) && p->codebook)
+        dc_quantize_release(be, p);
     if (flags & DC_CKPT_QUANT) {
         if (p->codebook && p->m != (int)m)
             dc_quantize_release(be, p);

@@ -29,14 +29,19 @@ static enum dc_status dc_job_plan_check(const struct dc_job *job)
         if ((want & need[i].bit) && !has[i])
             return DC_ERROR(DC_ERR_ARG, "--stages %s: %s has no [%s] section (add one, or --set %s.KEY=VALUE)",
                             need[i].name, c->path, need[i].name, need[i].name);
-    if (c->has_compress && c->target_bytes > 0) {
+    if (dc_job_budget_mode(c)) {
+        if (c->target_bytes > 0 && c->max_accuracy_drop > 0.0f)
+            return DC_ERROR(DC_ERR_CONFIG,
+                            "%s: [compress] target_bytes and max_accuracy_drop: choose one budget, bytes or points",
+                            c->path);
         if (!c->has_prune || c->prune_method != DC_PRUNE_SPARSITY || !c->has_quantize || !c->has_encode)
             return DC_ERROR(DC_ERR_CONFIG,
-                            "%s: [compress] target_bytes needs [prune] method = sparsity, [quantize] and [encode] "
-                            "sections (it chooses the sparsities and measures the encoded file)",
+                            "%s: [compress] target_bytes and max_accuracy_drop need [prune] method = sparsity, "
+                            "[quantize] and [encode] sections (they choose the sparsities and measure the encoded file)",
                             c->path);
         if (want && (!(want & DC_JOB_RUN_PRUNE) || !(want & DC_JOB_RUN_ENCODE)))
-            return DC_ERROR(DC_ERR_ARG, "--stages: [compress] target_bytes needs the prune and encode stages");
+            return DC_ERROR(DC_ERR_ARG, "--stages: [compress] target_bytes and max_accuracy_drop need the prune and "
+                                        "encode stages");
     }
     if (want && !(want & DC_JOB_RUN_TRAIN) && !job->opts->init && !job->opts->resume)
         dc_warn("--stages without train and without --init: compressing the untrained initial weights");
@@ -62,7 +67,7 @@ enum dc_status dc_job_plan(struct dc_job *job, int imported)
     job->nstages = 0;
     if (c->epochs > 0 && train)
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_TRAIN, "train", 0};
-    if (prune && c->has_compress && c->target_bytes > 0)
+    if (prune && dc_job_budget_mode(c))
         job->stages[job->nstages++] = (struct dc_stage){DC_STAGE_BUDGET, "budget", 0};
     for (int r = 1; prune && r <= c->prune_rounds && job->nstages < DC_JOB_MAX_STAGES - 2; r++) {
         struct dc_stage st = {DC_STAGE_PRUNE, "", r};
@@ -244,7 +249,7 @@ static enum dc_status dc_job_setup(struct dc_job *job)
     dc_info("device: %s", job->be->description);
     double t0 = dc_time_now();
     DC_TRY(dc_data_load(c, &job->data));
-    if (c->has_compress && c->target_bytes > 0) {
+    if (dc_job_budget_mode(c)) {
         DC_TRY(dc_job_budget_data(job));
         dc_info("data: %s from %s: %d train, %d validation (held out for the budget), %d test images (%.1fs)",
                 dc_dataset_names[c->dataset], c->data_dir, job->data.train.count, job->vd.test_count,

@@ -21,6 +21,7 @@
  * greedy moves where it no longer fits.  The scan and the choice live in
  * DIR/budget.csv, which a resumed run reads back. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,15 @@ struct dc_budget {
     struct dc_budget_layer ly[DC_NET_MAX_PARAMS];
     long long aim;                 /* target less the margin */
     long long off;                 /* the last real measurement minus the sum of parts */
+    /* max_accuracy_drop: each prune round aims at fewer bytes; a round that
+       loses more validation accuracy than allowed is undone, and the rounds
+       after it bisect (in log bytes) between the last kept and the undone */
+    int drop;
+    double base;                   /* validation accuracy entering the budget stage */
+    long long dense, least;        /* the file with every layer dense, and at the grid's top */
+    long long good, fail;          /* bytes of the last round kept, of the smallest aim undone (0: none) */
+    float prev[DC_NET_MAX_PARAMS]; /* the choice before the raise of round `round` */
+    int round, undone;             /* the round whose raise this is; the last round undone (0: none) */
 };
 
 #define DC_BUDGET_PATH 256 /* greedy moves planned at once, at most */
@@ -330,8 +340,12 @@ static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_bu
             fprintf(f, "%s,%.4f,%.6f,%lld\n", job->cfg.layers[b->ly[g].cfg].name, (double)dc_budget_grid[j],
                     b->ly[g].acc[j], b->ly[g].bytes[j]);
     for (int g = 0; g < b->nl; g++)
-        fprintf(f, "# choice,%s,%.6f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->ly[g].sp);
+        fprintf(f, "# choice,%s,%.9f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->ly[g].sp);
     fprintf(f, "# aim,%lld,offset,%lld\n", b->aim, b->off);
+    fprintf(f, "# drop,%d,base,%.9f,dense,%lld,least,%lld,good,%lld,fail,%lld,round,%d,undone,%d\n", b->drop,
+            b->base, b->dense, b->least, b->good, b->fail, b->round, b->undone);
+    for (int g = 0; g < b->nl; g++)
+        fprintf(f, "# prev,%s,%.9f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->prev[g]);
     return dc_job_csv_close(f, path, DC_OK);
 }
 
@@ -362,9 +376,13 @@ static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, do
 
 static void dc_budget_print(const struct dc_job *job, const struct dc_budget *b, const char *when, long long bytes)
 {
-    printf("\nBudget %s: %d bytes (aiming at %lld); validation %d images\n%-16s %10s %9s %22s\n", when,
-           job->cfg.target_bytes, b->aim, job->vd.test_count, "layer", "weights", "sparsity",
-           "validation acc. alone");
+    if (b->drop)
+        printf("\nBudget %s: aiming at %lld bytes; validation %d images\n%-16s %10s %9s %22s\n", when, b->aim,
+               job->vd.test_count, "layer", "weights", "sparsity", "validation acc. alone");
+    else
+        printf("\nBudget %s: %d bytes (aiming at %lld); validation %d images\n%-16s %10s %9s %22s\n", when,
+               job->cfg.target_bytes, b->aim, job->vd.test_count, "layer", "weights", "sparsity",
+               "validation acc. alone");
     for (int g = 0; g < b->nl; g++)
         printf("%-16s %10zu %8.2f%% %21.2f%%\n", job->cfg.layers[b->ly[g].cfg].name, b->ly[g].weights,
                100.0 * b->ly[g].sp, 100 * DC_ACC_AT(&b->ly[g], b->ly[g].sp));
@@ -390,6 +408,42 @@ static void dc_budget_record(struct dc_job *job, const struct dc_budget *b, long
         snprintf(rec + o, len - o, "]}");
 }
 
+/* The file with every layer at the grid's top sparsity (drop mode's floor). */
+static enum dc_status dc_budget_least(struct dc_job *job, struct dc_budget *b)
+{
+    float top[DC_NET_MAX_PARAMS];
+    for (int g = 0; g < b->nl; g++)
+        top[g] = dc_budget_grid[DC_BUDGET_NG - 1];
+    struct dc_budget_saved sv;
+    enum dc_status s = dc_budget_save(job->net, &sv);
+    if (s == DC_OK)
+        s = dc_budget_bytes(job, b, top, &sv, &b->least);
+    dc_budget_saved_free(&sv);
+    return s;
+}
+
+/* Drop mode: until a round is undone, round r of R aims at the bytes the
+ * cubic schedule reaches in log scale from the dense file to the least one
+ * (big steps first, small ones late, where accuracy starts to go); after,
+ * halfway (in log bytes) between the last round kept and the undone aim.
+ * 0: nothing left to gain (within 1%). */
+static long long dc_budget_round_aim(const struct dc_budget *b, int r, int rounds)
+{
+    double lo = log((double)(b->fail ? b->fail : b->least)), hi = log((double)b->good);
+    if (hi - lo < 0.01)
+        return 0;
+    if (b->fail)
+        return (long long)exp(0.5 * (lo + hi));
+    double f = 1.0 - pow(1.0 - (double)r / (double)rounds, 3.0);
+    double aim = log((double)b->dense) + f * (log((double)b->least) - log((double)b->dense));
+    return (long long)exp(aim < hi ? aim : hi - 0.01);
+}
+
+static void dc_budget_prev_path(const struct dc_job *job, char *path, size_t len)
+{
+    snprintf(path, len, "%s/budget_prev.bin", job->out_dir);
+}
+
 enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len)
 {
     double t0 = dc_time_now();
@@ -408,17 +462,96 @@ enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len)
     dc_info("budget: validation accuracy %.2f%% on %d held-out training images", 100 * ev.accuracy,
             job->vd.test_count);
     DC_TRY(dc_budget_scan(job, b, ev.accuracy));
-    long long dense;
-    DC_TRY(dc_budget_fit(job, b, &dense, &bytes));
-    dc_budget_print(job, b, "chosen", bytes);
+    b->base = ev.accuracy;
+    b->dense = b->ly[0].bytes[0];
+    if ((b->drop = job->cfg.max_accuracy_drop > 0.0f)) {
+        DC_TRY(dc_budget_least(job, b));
+        b->aim = bytes = b->good = b->dense;
+        printf("\nBudget: at most %.2f validation points lost (from %.2f%% on %d held-out images): each prune round "
+               "aims at fewer bytes, from %lld (every layer dense) towards %lld (every layer at %.1f%%), and a round "
+               "that loses more is undone\n\n",
+               (double)job->cfg.max_accuracy_drop, 100 * b->base, job->vd.test_count, b->dense, b->least,
+               100.0 * dc_budget_grid[DC_BUDGET_NG - 1]);
+    } else {
+        long long dense;
+        DC_TRY(dc_budget_fit(job, b, &dense, &bytes));
+        dc_budget_print(job, b, "chosen", bytes);
+    }
     DC_TRY(dc_budget_write_csv(job, b));
     dc_budget_record(job, b, bytes, ev.accuracy, t0, rec, len);
     return DC_OK;
 }
 
+/* Drop mode, before prune round r: keep the network as it is (the last
+ * good round's) in budget_prev.bin, then raise the sparsities to the round's
+ * aim.  Run again after a kill before the round's pruning, it starts from the
+ * same choice. */
+static enum dc_status dc_budget_raise(struct dc_job *job, struct dc_budget *b, int r)
+{
+    char path[600];
+    long long bytes = 0, first = 0;
+    if (b->round == r) /* a kill after this round's raise, before its pruning */
+        for (int g = 0; g < b->nl; g++)
+            b->ly[g].sp = b->prev[g];
+    for (int g = 0; g < b->nl; g++)
+        b->prev[g] = b->ly[g].sp;
+    b->round = r;
+    long long aim = dc_budget_round_aim(b, r, job->cfg.prune_rounds);
+    if (aim == 0) {
+        dc_info("budget: prune-%d: the last round kept and the smallest undone are within 1%%: no raise", r);
+        b->aim = 0;
+        return dc_budget_write_csv(job, b);
+    }
+    dc_budget_prev_path(job, path, sizeof path);
+    DC_TRY(dc_job_save(job, path, job->stage_index, -1));
+    b->aim = aim;
+    DC_TRY(dc_budget_fit(job, b, &first, &bytes));
+    char when[48];
+    snprintf(when, sizeof when, "for prune-%d", r);
+    dc_budget_print(job, b, when, bytes);
+    return dc_budget_write_csv(job, b);
+}
+
+int dc_job_budget_exact(const struct dc_job *job)
+{
+    return job->budget && job->budget->drop;
+}
+
+enum dc_status dc_job_budget_check(struct dc_job *job, int r, int *undone)
+{
+    struct dc_budget *b = job->budget;
+    *undone = 0;
+    if (!b || !b->drop || b->round != r || b->aim == 0) /* aim 0: this round raised nothing */
+        return DC_OK;
+    struct dc_eval ev;
+    DC_TRY(dc_evaluate(job->net, &job->vd, &ev));
+    double lost = 100.0 * (b->base - ev.accuracy), limit = job->cfg.max_accuracy_drop;
+    if (b->undone != r && lost <= limit) {
+        dc_info("budget: prune-%d: validation accuracy %.2f%%, %.2f points lost (at most %.2f): kept", r,
+                100 * ev.accuracy, lost, limit);
+        b->good = b->aim;
+        return dc_budget_write_csv(job, b);
+    }
+    char path[600];
+    struct dc_run_state st;
+    dc_budget_prev_path(job, path, sizeof path);
+    DC_TRY(dc_checkpoint_load(path, job->net, &st));
+    for (int g = 0; g < b->nl; g++)
+        b->ly[g].sp = b->prev[g];
+    b->undone = r;
+    b->fail = b->aim;
+    dc_budget_apply(job, b);
+    dc_info("budget: prune-%d lost %.2f validation points (at most %.2f): undone, back to the round before", r,
+            lost, limit);
+    *undone = 1;
+    return dc_budget_write_csv(job, b);
+}
+
 enum dc_status dc_job_budget_refit(struct dc_job *job, int round)
 {
     struct dc_budget *b = job->budget;
+    if (b && b->drop)
+        return dc_budget_raise(job, b, round);
     if (!b || round < 2)
         return DC_OK;
     float before[DC_NET_MAX_PARAMS];
@@ -442,7 +575,7 @@ enum dc_status dc_job_budget_refit(struct dc_job *job, int round)
 enum dc_status dc_job_budget_trim(struct dc_job *job)
 {
     struct dc_budget *b = job->budget;
-    if (!b)
+    if (!b || b->drop)
         return DC_OK;
     float sp[DC_NET_MAX_PARAMS];
     for (int g = 0; g < b->nl; g++)
@@ -532,16 +665,19 @@ static enum dc_status dc_budget_row(struct dc_job *job, struct dc_budget *b, con
     return DC_OK;
 }
 
-/* "# choice,LAYER,SPARSITY" of budget.csv into b. */
+/* "# choice,LAYER,SPARSITY" or "# prev,LAYER,SPARSITY" of budget.csv into b. */
 static enum dc_status dc_budget_choice_row(struct dc_job *job, struct dc_budget *b, const char *line,
                                            const char *path, int ln)
 {
-    char name[DC_NAME_LEN + 1];
+    char name[DC_NAME_LEN + 1], kind[8];
     float sp;
-    if (sscanf(line, "# choice,%32[^,],%f", name, &sp) == 2 && sp >= 0.0f && sp < 1.0f)
+    if (sscanf(line, "# %7[a-z],%32[^,],%f", kind, name, &sp) == 3 && sp >= 0.0f && sp < 1.0f)
         for (int g = 0; g < b->nl; g++)
             if (strcmp(job->cfg.layers[b->ly[g].cfg].name, name) == 0) {
-                b->ly[g].sp = sp;
+                if (strcmp(kind, "prev") == 0)
+                    b->prev[g] = sp;
+                else
+                    b->ly[g].sp = sp;
                 return DC_OK;
             }
     return DC_ERROR(DC_ERR_FORMAT, "%s:%d: not a choice of a layer of this network with a sparsity in [0, 1)",
@@ -562,19 +698,25 @@ enum dc_status dc_job_budget_load(struct dc_job *job)
         return DC_ERROR(DC_ERR_IO, "%s: cannot read (%s): the budget stage's choice is needed to resume; "
                         "start the run again", path, strerror(errno));
     enum dc_status s = DC_OK;
-    int rows = 0, aim_seen = 0, choices = 0;
+    int rows = 0, aim_seen = 0, choices = 0, state_seen = 0;
     for (int ln = 1; s == DC_OK && fgets(line, sizeof line, f); ln++) {
         if (ln == 1)
             continue; /* header */
         if (strncmp(line, "# choice,", 9) == 0)
             s = dc_budget_choice_row(job, b, line, path, ln), choices++;
+        else if (strncmp(line, "# prev,", 7) == 0)
+            s = dc_budget_choice_row(job, b, line, path, ln);
+        else if (strncmp(line, "# drop,", 7) == 0)
+            state_seen = sscanf(line, "# drop,%d,base,%lf,dense,%lld,least,%lld,good,%lld,fail,%lld,round,%d,undone,%d",
+                                &b->drop, &b->base, &b->dense, &b->least, &b->good, &b->fail, &b->round,
+                                &b->undone) == 8;
         else if (line[0] == '#')
             aim_seen = sscanf(line, "# aim,%lld,offset,%lld", &b->aim, &b->off) == 2;
         else
             s = dc_budget_row(job, b, line, path, ln), rows++;
     }
     fclose(f);
-    if (s == DC_OK && (rows != b->nl * DC_BUDGET_NG || choices != b->nl || !aim_seen))
+    if (s == DC_OK && (rows != b->nl * DC_BUDGET_NG || choices != b->nl || !aim_seen || !state_seen))
         s = DC_ERROR(DC_ERR_FORMAT,
                      "%s: %d rows, %d choices and %s aim line, expected %d, %d and one; start the run again", path,
                      rows, choices, aim_seen ? "an" : "no", b->nl * DC_BUDGET_NG, b->nl);

@@ -40,7 +40,8 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
     DC_TRY(dc_job_teacher(job, start_epoch < 0, &teacher));
     if (start_epoch < 0) {
         DC_TRY(dc_job_budget_refit(job, st->round));
-        DC_TRY(dc_prune_round(job->net, c, st->round, c->prune_rounds, &ps));
+        int r = dc_job_budget_exact(job) ? c->prune_rounds : st->round;
+        DC_TRY(dc_prune_round(job->net, c, r, c->prune_rounds, &ps));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
         acc_pruned = job->stage_figure = ev.accuracy;
@@ -60,12 +61,20 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
                           .schedule = DC_LR_COSINE, .teacher = teacher};
     struct dc_eval ev = {0};
     DC_TRY(dc_job_phase(job, &ph, start_epoch > 0 ? start_epoch : 0, &ev));
+    int undone = 0;
+    DC_TRY(dc_job_budget_check(job, st->round, &undone));
+    if (undone) { /* the record tells of the network the run goes on with */
+        DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
+        DC_TRY(dc_prune_collect(job->net, &ps));
+    }
     size_t off = 0, *o = &off;
     DC_REC("{\"stage\": \"%s\", \"round\": %d, \"epochs\": %d, \"seconds\": %.3f, \"kept\": %zu, \"total\": %zu, "
            "\"kept_fraction\": %.6f, \"test_accuracy_pruned\": %.6f, \"test_accuracy\": %.6f, \"test_loss\": %.6f",
            st->name, st->round, c->retrain_epochs, dc_time_now() - t0, ps.kept, ps.total,
            (double)ps.kept / (double)(ps.total ? ps.total : 1), acc_pruned, ev.accuracy, ev.loss);
     dc_rec_prune_layers(&ps, rec, len, o);
+    if (dc_job_budget_exact(job))
+        DC_REC(", \"undone\": %d", undone);
     DC_REC("}");
     return DC_OK;
 }

@@ -71,6 +71,11 @@ enum dc_status dc_job_weights_stage(struct dc_job *job, const struct dc_stage *s
  * setup not done), so the first compression stage saves the network as the
  * teacher; otherwise it is loaded from where that stage saved it. */
 enum dc_status dc_job_teacher(struct dc_job *job, int fresh, struct dc_net **out);
+/* Budget mode ([compress] target_bytes or max_accuracy_drop set). */
+static inline int dc_job_budget_mode(const struct dc_config *c)
+{
+    return c->has_compress && (c->target_bytes > 0 || c->max_accuracy_drop > 0.0f);
+}
 /* Budget mode (job_budget.c): the budget stage chooses every prunable
  * layer's sparsity (into cfg and DIR/budget.csv); a run resumed after it
  * loads the choice back. */
@@ -84,6 +89,11 @@ enum dc_status dc_job_budget_refit(struct dc_job *job, int round);
  * prune next is pruned further until it fits. */
 enum dc_status dc_job_budget_trim(struct dc_job *job);
 void dc_job_budget_free(struct dc_job *job);
+/* max_accuracy_drop: the prune rounds prune to the chosen sparsities at once
+ * (the byte aims are the schedule); after a round's retraining, check the
+ * validation accuracy and undo the round (*undone) when it lost too much. */
+int dc_job_budget_exact(const struct dc_job *job);
+enum dc_status dc_job_budget_check(struct dc_job *job, int round, int *undone);
 /* The last [compress] validation training images become job->vd's test set
  * and leave the training set. */
 enum dc_status dc_job_budget_data(struct dc_job *job);
