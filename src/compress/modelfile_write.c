@@ -145,9 +145,13 @@ static enum dc_status host_param_load(struct dc_backend *be, const struct dc_par
         DC_TRY(be->ops.download(be, h->assign, p->assign, h->n));
         DC_TRY(be->ops.download(be, h->codebook, p->codebook, sizeof(float) * (size_t)p->m));
     }
-    if (h->mask) {
+    if (h->mask)
         h->kept = dc_gap_positions(h->mask, h->n, h->pos);
-    } else {
+    if (h->mask && h->kept == h->n) { /* nothing pruned (a layer budget mode left dense): no positions */
+        free(h->mask);
+        h->mask = NULL;
+    }
+    if (!h->mask) {
         for (size_t i = 0; i < h->n; i++)
             h->pos[i] = (uint32_t)i;
         h->kept = h->n;
