@@ -3,7 +3,8 @@
  * The batch is cut into groups of nb images, just enough that a group's GEMM
  * is DC_CONV_GROUP_COLS columns wide (one image when P*Q is that large), and
  * the threads split the groups: each runs its own contiguous run of groups
- * (a "part") with single-threaded BLAS and its own buffers, so a group's
+ * (a "part"; dc_cpu_pieces of them, so one thread runs the same two parts as
+ * two threads do) with single-threaded BLAS and its own buffers, so a group's
  * unfolded columns stay in that core's cache from im2col to GEMM to col2im,
  * and every pass is parallel.  A group is unfolded as col [CRS, nb*PQ]
  * (column b*PQ + p*Q + q holds the receptive field of output (b,p,q)):
@@ -16,7 +17,8 @@
  *
  * Every element of y and dx is written by one thread; dw is summed per part
  * in group order and the parts are added in part order, so results are the
- * same run to run for a given thread count (resume must be bit-identical).
+ * same run to run, and the same at 1 and 2 threads (resume must be
+ * bit-identical; a result must not hang on the thread count).
  *
  * Legend: N C H W input, K R S weight, P Q output. */
 #include <string.h>
@@ -159,7 +161,8 @@ static void dc_col2im(const struct dc_conv_desc *d, const float *col, int nb, fl
 struct dc_conv_plan {
     int crs, pq;
     int group, groups;   /* images per group (the last may have fewer), group count */
-    int parts;           /* contiguous runs of groups, one per thread */
+    int parts;           /* contiguous runs of groups, dc_cpu_pieces of them */
+    int threads;         /* that run the parts */
     size_t x_img, y_img; /* floats per image of x and y */
     size_t col_len, ky_len; /* floats per part of col and ky (multiples of 16) */
     float *col;          /* parts x [CRS, group*PQ] */
@@ -180,10 +183,11 @@ static enum dc_status dc_conv_plan(struct dc_backend *be, const struct dc_conv_d
     pl->y_img = (size_t)d->k * pl->pq;
     pl->group = dc_conv_group(d);
     pl->groups = (d->n + pl->group - 1) / pl->group;
-    const int threads = dc_cpu_ctx(be)->threads;
-    pl->parts = threads < pl->groups ? threads : pl->groups;
+    const int threads = dc_cpu_ctx(be)->threads, pieces = dc_cpu_pieces(threads);
+    pl->parts = pieces < pl->groups ? pieces : pl->groups;
     if (pl->parts > DC_CONV_MAX_PARTS)
         pl->parts = DC_CONV_MAX_PARTS;
+    pl->threads = threads < pl->parts ? threads : pl->parts;
     const size_t cols = (size_t)pl->group * pl->pq;
     pl->col_len = dc_conv_round16((size_t)pl->crs * cols);
     pl->ky_len = dc_conv_round16((size_t)d->k * cols);
@@ -299,7 +303,7 @@ static enum dc_status dc_conv_run(const struct dc_conv_job *j)
 {
     const int parts = j->pl->parts;
     enum dc_status st[DC_CONV_MAX_PARTS];
-    DC_OMP_FOR(parts, parts > 1)
+    DC_OMP_FOR(j->pl->threads, j->pl->threads > 1)
     for (int part = 0; part < parts; part++) {
         int g0, g1;
         dc_conv_part_groups(j->pl, part, &g0, &g1);

@@ -3,10 +3,11 @@
  * does.  Both stay compiled so a test can compare them on one machine.
  *
  * OpenBLAS runs single-threaded and we split a large product into column (or
- * row) slices over our OpenMP threads.  Letting OpenBLAS's own pthreads run
+ * row) slices over our OpenMP threads (dc_cpu_pieces slices, so one thread
+ * computes the same slices as two).  Letting OpenBLAS's own pthreads run
  * beside OpenMP's made the two pools spin against each other for the cores
  * (LeNet-5 conv layers took 60% longer on 2 cores).  The split depends only on
- * the shapes and the thread count, so a run repeats bit for bit.
+ * the shapes and dc_cpu_pieces, so a run repeats bit for bit.
  *
  * The portable loop computes every element of C on one thread, summing over
  * k in ascending order, so its result does not depend on the thread count. */
@@ -171,17 +172,17 @@ static void dc_gemm_blas(int trans_a, int trans_b, int m, int n, int k, float al
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* One BLAS call per thread on a slice of C: columns when C is wider than
+/* One BLAS call per slice of C: columns when C is wider than
  * tall, else rows.  Each element of C is computed by one call over all of k. */
 static void dc_gemm_blas_sliced(int threads, int trans_a, int trans_b, int m, int n, int k,
                                 float alpha, const float *a, int lda, const float *b, int ldb,
                                 float beta, float *c, int ldc)
 {
-    const int by_cols = n >= m, extent = by_cols ? n : m;
-    int width = (extent + threads - 1) / threads;
+    const int by_cols = n >= m, extent = by_cols ? n : m, pieces = dc_cpu_pieces(threads);
+    int width = (extent + pieces - 1) / pieces;
     width = (width + DC_GEMM_SLICE_ALIGN - 1) / DC_GEMM_SLICE_ALIGN * DC_GEMM_SLICE_ALIGN;
     const int parts = (extent + width - 1) / width;
-    DC_OMP_FOR(threads, parts > 1)
+    DC_OMP_FOR(threads < parts ? threads : parts, parts > 1 && threads > 1)
     for (int part = 0; part < parts; part++) {
         const int lo = part * width, len = extent - lo < width ? extent - lo : width;
         if (by_cols)
@@ -223,7 +224,7 @@ enum dc_status dc_cpu_gemm(struct dc_backend *be, int trans_a, int trans_b, int 
         return DC_OK;
     }
 #ifdef _OPENMP
-    if (threads > 1 && (size_t)m * n * k >= DC_GEMM_PAR_MIN) {
+    if ((size_t)m * n * k >= DC_GEMM_PAR_MIN) {
         dc_gemm_blas_sliced(threads, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return DC_OK;
     }

@@ -32,6 +32,17 @@
 #define DC_OMP_FOR_COLLAPSE2(nt, cond) (void)(nt); (void)(cond);
 #endif
 
+/* How many pieces a reduction or a sliced GEMM is cut into.  OpenBLAS's
+ * result for an element of C depends on the shape of the call that computes it
+ * (it picks other kernels for narrower products), and a sum cut into more
+ * pieces rounds differently, so the cut must not follow the thread count if a
+ * run is to give the same bits at 1 and 2 threads: one thread runs the two
+ * pieces in turn.  Above two threads the pieces follow the thread count. */
+static inline int dc_cpu_pieces(int threads)
+{
+    return threads > 2 ? threads : 2;
+}
+
 /* Scratch slots, grown on demand and kept for the backend's lifetime. */
 enum dc_cpu_scratch_slot {
     DC_CPU_SCRATCH_COL = 0, DC_CPU_SCRATCH_OUT = 1,
