@@ -52,6 +52,7 @@ static void test_defaults(void)
     struct dc_config c;
     CHECK_OK(dc_config_load(path, NULL, 0, &c));
     CHECK(c.dataset == DC_DATASET_MNIST && strcmp(c.data_dir, "data/mnist") == 0 && c.augment == 0);
+    CHECK(c.crop_pad == 4 && c.flip == 1);
     CHECK(c.train_limit == 0 && c.test_limit == 0);
     CHECK(strcmp(c.device, "auto") == 0 && c.epochs == 10 && c.batch == 64);
     CHECK(c.lr == 0.01f && c.momentum == 0.9f && c.weight_decay == 0 && c.nesterov == 0);
@@ -102,6 +103,8 @@ static void test_file_errors(void)
     expect_fail(DATA "[train]\nlr = abc\n[fc]\noutputs = 10\n", NULL, 0, ":5: [train] lr: 'abc' is not a number");
     expect_fail(DATA "[train]\nlr = 0.1x\n[fc]\noutputs = 10\n", NULL, 0, ":5: [train] lr: '0.1x' is not a number");
     expect_fail(DATA "[train]\nlr =\n[fc]\noutputs = 10\n", NULL, 0, ":5: [train] lr: no value after '='");
+    expect_fail(DATA "crop_pad = 17\n[fc]\noutputs = 10\n", NULL, 0,
+                ":4: [data] crop_pad: must be between 0 and 16 (got 17)");
     expect_fail(DATA "[train]\nbatch = 0\n[fc]\noutputs = 10\n", NULL, 0, ":5: [train] batch: must be >= 1 (got 0)");
     expect_fail(DATA "[train]\nlr = 0\n[fc]\noutputs = 10\n", NULL, 0, ":5: [train] lr: must be > 0 (got 0)");
     expect_fail(DATA "[train]\nmomentum = 1\n[fc]\noutputs = 10\n", NULL, 0,

@@ -50,7 +50,9 @@ struct dc_config {
     /* [data] */
     enum dc_dataset_kind dataset;      /* set = mnist | cifar10 */
     char data_dir[512];                /* dir, required */
-    int augment;                       /* crop (pad 4) + flip; default 0 */
+    int augment;                       /* random crop and flip; default 0 */
+    int crop_pad;                      /* augment: crop from this much zero padding; default 4 */
+    int flip;                          /* augment: random horizontal flips; default 1 (0 for digits) */
     int train_limit, test_limit;       /* use only the first N images; 0 = all */
 
     /* [train] */

@@ -39,6 +39,8 @@ static const struct cfg_key data_keys[] = {
     KENUM_REQ("set", G(dataset), dataset_words),
     KSTR_REQ("dir", G(data_dir), sizeof(((struct dc_config *)0)->data_dir)),
     KBOOL("augment", G(augment), "0"),
+    KINT("crop_pad", G(crop_pad), "4", 0, 16),
+    KBOOL("flip", G(flip), "1"),
     KINT("train_limit", G(train_limit), "0", 0, ANY_INT),
     KINT("test_limit", G(test_limit), "0", 0, ANY_INT),
 };

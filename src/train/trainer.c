@@ -33,13 +33,16 @@ static uint64_t dc_str_hash(const char *s)
     return h;
 }
 
-/* Fill net->act[0] and net->labels with n samples at idx (backend memory). */
+/* Fill net->act[0] and net->labels with n samples at idx (backend memory),
+ * augmented as cfg says when cfg is given. */
 static enum dc_status dc_load_batch(struct dc_net *net, const struct dc_device_data *dd, const uint8_t *images,
-                                    const uint8_t *labels, const int32_t *idx, int n, int augment, uint64_t seed)
+                                    const uint8_t *labels, const int32_t *idx, int n,
+                                    const struct dc_config *cfg, uint64_t seed)
 {
     struct dc_backend *be = net->be;
-    struct dc_batch_desc bd = {.c = dd->c, .h = dd->h, .w = dd->w, .n = n, .pad = augment ? 4 : 0,
-                               .flip = augment, .seed = seed};
+    const int augment = cfg && cfg->augment;
+    struct dc_batch_desc bd = {.c = dd->c, .h = dd->h, .w = dd->w, .n = n, .pad = augment ? cfg->crop_pad : 0,
+                               .flip = augment && cfg->flip, .seed = seed};
     memcpy(bd.mean, dd->mean, sizeof bd.mean);
     memcpy(bd.std, dd->std, sizeof bd.std);
     net->act[0].n = n;
@@ -49,7 +52,7 @@ static enum dc_status dc_load_batch(struct dc_net *net, const struct dc_device_d
 
 enum dc_status dc_load_test_batch(struct dc_net *net, const struct dc_device_data *dd, int off, int n)
 {
-    return dc_load_batch(net, dd, dd->test_images, dd->test_labels, dd->test_idx + off, n, 0, 0);
+    return dc_load_batch(net, dd, dd->test_images, dd->test_labels, dd->test_idx + off, n, NULL, 0);
 }
 
 /* Inference over the test set; pred (host, may be NULL) receives arg-maxes. */
@@ -336,8 +339,7 @@ static enum dc_status dc_train_epoch(struct dc_net *net, struct dc_device_data *
         struct dc_pass pass = {.train = 1, .seed = sseed};
         float lr = dc_lr_at(cfg, ph, epoch + (double)step / steps);
         rep->lr = lr;
-        DC_TRY(dc_load_batch(net, dd, dd->train_images, dd->train_labels, dd->perm + off, n, cfg->augment,
-                             sseed * 3 + 1));
+        DC_TRY(dc_load_batch(net, dd, dd->train_images, dd->train_labels, dd->perm + off, n, cfg, sseed * 3 + 1));
         if (ph->teacher)
             DC_TRY(dc_teacher_forward(ph->teacher, net, n));
         DC_TRY(dc_net_set_lr(net, lr));
