@@ -103,6 +103,8 @@ enum dc_status dc_round_dense_half(struct dc_net *net);
 /* The same for codebooks ([encode] codebook_bits = 16): every codebook entry
  * rounded to the nearest half, and the weights gathered from it again. */
 enum dc_status dc_round_codebooks_half(struct dc_net *net);
+/* The same for one parameter's codebook (nothing when it has none). */
+enum dc_status dc_round_codebook_half(struct dc_backend *be, struct dc_param *p);
 /* Encode net (and cfg's net_text, dataset, [encode] keys: index_bits_conv/fc,
  * huffman, dense_bits, codebook_bits) into a malloc'd buffer.  Parameters
  * with a mask or a codebook become coded sections (their codebooks float32,
@@ -113,6 +115,10 @@ enum dc_status dc_round_codebooks_half(struct dc_net *net);
  * network exactly. */
 enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *cfg, uint8_t **buf,
                                    size_t *size);
+/* Bytes of the net's parameter i's section in the file dc_modelfile_encode
+ * writes: sections are coded independently, so a file is its header plus
+ * the sum of these. */
+enum dc_status dc_modelfile_section_bytes(struct dc_net *net, const struct dc_config *cfg, int i, size_t *bytes);
 /* Encode, decode the result again and compare with the network bit for bit,
  * then write atomically (path.tmp, fsync, rename).  stats may be NULL. */
 enum dc_status dc_modelfile_write(const char *path, struct dc_net *net, const struct dc_config *cfg,

@@ -35,6 +35,9 @@ struct dc_net;
  * dc_quantize_pays (bits per dc_quantize_bits, init and iterations from cfg,
  * seed mixed with the parameter index). */
 enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg);
+/* The same for the net's parameter i alone (nothing when dc_quantize_net
+ * leaves it dense): the same codebook as dc_quantize_net gives it. */
+enum dc_status dc_quantize_net_param(struct dc_net *net, const struct dc_config *cfg, int i);
 /* Re-create quantization state from decoded values: codebook (host [m]) and
  * assign (host [count], 0 where pruned); p->w is left as it is. */
 enum dc_status dc_quantize_restore(struct dc_backend *be, struct dc_param *p, int m, const float *codebook,

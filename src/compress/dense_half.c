@@ -99,15 +99,17 @@ enum dc_status dc_round_dense_half(struct dc_net *net)
     return DC_OK;
 }
 
+enum dc_status dc_round_codebook_half(struct dc_backend *be, struct dc_param *p)
+{
+    if (!p->codebook)
+        return DC_OK;
+    DC_TRY(round_values(be, p, p->codebook, (size_t)p->m, "codebook_bits"));
+    return be->ops.codebook_gather(be, dc_param_count(p), p->assign, p->codebook, p->mask, p->w.data);
+}
+
 enum dc_status dc_round_codebooks_half(struct dc_net *net)
 {
-    struct dc_backend *be = net->be;
-    for (int i = 0; i < net->nparams; i++) {
-        struct dc_param *p = net->params[i];
-        if (!p->codebook)
-            continue;
-        DC_TRY(round_values(be, p, p->codebook, (size_t)p->m, "codebook_bits"));
-        DC_TRY(be->ops.codebook_gather(be, dc_param_count(p), p->assign, p->codebook, p->mask, p->w.data));
-    }
+    for (int i = 0; i < net->nparams; i++)
+        DC_TRY(dc_round_codebook_half(net->be, net->params[i]));
     return DC_OK;
 }

@@ -297,7 +297,7 @@ static enum dc_status put_header(struct dc_bitwriter *b, const struct dc_net *ne
     return put_u32(b, dc_crc32(0, b->buf, b->len));
 }
 
-enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *cfg, uint8_t **buf, size_t *size)
+static enum dc_status dc_modelfile_check_bits(const struct dc_config *cfg)
 {
     if (cfg->dense_bits != 16 && cfg->dense_bits != 32)
         return DC_ERROR(DC_ERR_CONFIG, "model file: dense bits %d; [encode] dense_bits must be 16 or 32",
@@ -305,6 +305,23 @@ enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *c
     if (cfg->codebook_bits != 16 && cfg->codebook_bits != 32)
         return DC_ERROR(DC_ERR_CONFIG, "model file: codebook bits %d; [encode] codebook_bits must be 16 or 32",
                         cfg->codebook_bits);
+    return DC_OK;
+}
+
+enum dc_status dc_modelfile_section_bytes(struct dc_net *net, const struct dc_config *cfg, int i, size_t *bytes)
+{
+    DC_TRY(dc_modelfile_check_bits(cfg));
+    struct dc_bitwriter b;
+    dc_bitwriter_init(&b);
+    enum dc_status st = put_section(&b, net->be, net->params[i], cfg);
+    *bytes = b.len;
+    dc_bitwriter_free(&b);
+    return st;
+}
+
+enum dc_status dc_modelfile_encode(struct dc_net *net, const struct dc_config *cfg, uint8_t **buf, size_t *size)
+{
+    DC_TRY(dc_modelfile_check_bits(cfg));
     struct dc_bitwriter b;
     dc_bitwriter_init(&b);
     enum dc_status st = put_header(&b, net, cfg);

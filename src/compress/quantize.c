@@ -194,14 +194,18 @@ int dc_quantize_pays(const struct dc_param *p, const struct dc_config *cfg)
     return dc_modelfile_coded_bytes(n, bits, cfg->codebook_bits) < dc_modelfile_dense_bytes(n, cfg->dense_bits);
 }
 
+enum dc_status dc_quantize_net_param(struct dc_net *net, const struct dc_config *cfg, int i)
+{
+    struct dc_param *p = net->params[i];
+    if (!p->prunable && !dc_quantize_pays(p, cfg))
+        return DC_OK;
+    uint64_t seed = cfg->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
+    return dc_quantize_param(net->be, p, dc_quantize_bits(cfg, p), cfg->kmeans_init, cfg->kmeans_iters, seed);
+}
+
 enum dc_status dc_quantize_net(struct dc_net *net, const struct dc_config *cfg)
 {
-    for (int i = 0; i < net->nparams; i++) {
-        struct dc_param *p = net->params[i];
-        if (!p->prunable && !dc_quantize_pays(p, cfg))
-            continue;
-        uint64_t seed = cfg->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
-        DC_TRY(dc_quantize_param(net->be, p, dc_quantize_bits(cfg, p), cfg->kmeans_init, cfg->kmeans_iters, seed));
-    }
+    for (int i = 0; i < net->nparams; i++)
+        DC_TRY(dc_quantize_net_param(net, cfg, i));
     return DC_OK;
 }

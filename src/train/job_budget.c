@@ -9,7 +9,8 @@
  *    set and never trained on, so the test set chooses nothing);
  *  - the file's size: the network pruned so, clustered with the config's bits
  *    and encoded with its [encode] keys, in memory.  Sections are coded one
- *    by one, so the layers' bytes add up nearly independently.
+ *    by one, so the layers' bytes add up independently, and a point codes
+ *    only the layer it prunes again.
  * Then greedy: from every layer dense, repeatedly take the move (a layer to a
  * higher sparsity) that saves the most bytes per validation point lost,
  * until the allocation, encoded for real, is under the target less a margin.
@@ -349,25 +350,88 @@ static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_bu
     return dc_job_csv_close(f, path, DC_OK);
 }
 
-/* The scan: every layer at every grid sparsity, alone. */
+/* The file's section sizes with every layer dense (quantized and rounded as
+ * the pipeline would), and its total.  Sections are coded one by one
+ * (modelfile.h), so a scan point re-codes only the layer it prunes instead of
+ * clustering and coding the whole network again. */
+static enum dc_status dc_budget_sections(struct dc_job *job, const struct dc_budget_saved *sv, size_t *sec,
+                                         long long *total)
+{
+    struct dc_net *net = job->net;
+    const struct dc_config *c = &job->cfg;
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    enum dc_status s = dc_quantize_net(net, c);
+    if (s == DC_OK && c->dense_bits == 16)
+        s = dc_round_dense_half(net);
+    if (s == DC_OK && c->codebook_bits == 16)
+        s = dc_round_codebooks_half(net);
+    for (int i = 0; s == DC_OK && i < net->nparams; i++)
+        s = dc_modelfile_section_bytes(net, c, i, &sec[i]);
+    if (s == DC_OK)
+        s = dc_modelfile_encode(net, c, &buf, &size);
+    free(buf);
+    *total = (long long)size;
+    enum dc_status r = dc_budget_restore(net, sv);
+    return s != DC_OK ? s : r;
+}
+
+/* Bytes of the file with config layer `cfg` alone pruned to sp: the dense
+ * file's, with that layer's weight sections coded again. */
+static enum dc_status dc_budget_layer_bytes(struct dc_job *job, int cfg, float sp, const size_t *sec,
+                                            long long total, const struct dc_budget_saved *sv, long long *bytes)
+{
+    struct dc_net *net = job->net;
+    const struct dc_config *c = &job->cfg;
+    enum dc_status s = dc_budget_prune(net, cfg, sp);
+    *bytes = total;
+    for (int i = 0; s == DC_OK && i < net->nparams; i++) {
+        struct dc_param *p = net->params[i];
+        size_t n = 0;
+        if (!p->prunable || p->cfg_index != cfg)
+            continue;
+        s = dc_quantize_net_param(net, c, i);
+        if (s == DC_OK && c->codebook_bits == 16)
+            s = dc_round_codebook_half(net->be, p);
+        if (s == DC_OK)
+            s = dc_modelfile_section_bytes(net, c, i, &n);
+        *bytes += (long long)n - (long long)sec[i];
+    }
+    enum dc_status r = dc_budget_restore(net, sv);
+    return s != DC_OK ? s : r;
+}
+
+/* The scan: every layer at every grid sparsity, alone.  One point per layer
+ * (the grid's top, where the layer costs least) is also encoded whole, as a
+ * check that the section sizes add up. */
 static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, double base)
 {
     float sp[DC_NET_MAX_PARAMS] = {0};
+    size_t sec[DC_NET_MAX_PARAMS];
+    long long total = 0;
     struct dc_budget_saved sv;
     enum dc_status s = dc_budget_save(job->net, &sv);
+    if (s == DC_OK)
+        s = dc_budget_sections(job, &sv, sec, &total);
     for (int g = 0; s == DC_OK && g < b->nl; g++) {
         struct dc_budget_layer *l = &b->ly[g];
-        dc_info("budget: scanning %s (%zu weights) at %d sparsities", job->cfg.layers[l->cfg].name, l->weights,
-                DC_BUDGET_NG - 1);
+        const char *name = job->cfg.layers[l->cfg].name;
+        dc_info("budget: scanning %s (%zu weights) at %d sparsities", name, l->weights, DC_BUDGET_NG - 1);
         l->acc[0] = base;
-        l->bytes[0] = b->ly[0].bytes[0]; /* every layer dense: one file, measured for the first layer */
-        for (int j = g == 0 ? 0 : 1; s == DC_OK && j < DC_BUDGET_NG; j++) {
-            sp[g] = dc_budget_grid[j];
-            if (j > 0)
-                s = dc_budget_acc(job, l->cfg, sp[g], &sv, &l->acc[j]);
+        l->bytes[0] = total;
+        for (int j = 1; s == DC_OK && j < DC_BUDGET_NG; j++) {
+            s = dc_budget_acc(job, l->cfg, dc_budget_grid[j], &sv, &l->acc[j]);
             if (s == DC_OK)
-                s = dc_budget_bytes(job, b, sp, &sv, &l->bytes[j]);
+                s = dc_budget_layer_bytes(job, l->cfg, dc_budget_grid[j], sec, total, &sv, &l->bytes[j]);
         }
+        long long whole = 0;
+        sp[g] = dc_budget_grid[DC_BUDGET_NG - 1];
+        if (s == DC_OK)
+            s = dc_budget_bytes(job, b, sp, &sv, &whole);
+        if (s == DC_OK && whole != l->bytes[DC_BUDGET_NG - 1])
+            s = DC_ERROR(DC_ERR_UNSUPPORTED, "budget: %s at %.1f%% sparsity: its sections say %lld bytes, the whole "
+                         "file has %lld (a bug: please report it with the config)", name,
+                         100.0 * dc_budget_grid[DC_BUDGET_NG - 1], l->bytes[DC_BUDGET_NG - 1], whole);
         sp[g] = 0.0f;
     }
     dc_budget_saved_free(&sv);
