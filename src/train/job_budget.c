@@ -144,30 +144,43 @@ static enum dc_status dc_budget_prune(struct dc_net *net, int cfg, float s)
     return DC_OK;
 }
 
-/* Bytes of the file with every layer at sparsity sp[]: pruned, clustered,
- * rounded and encoded as the pipeline would, then undone. */
-static enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const float *sp,
-                                      const struct dc_budget_saved *sv, long long *bytes)
+/* Bytes of the file of the net as it stands: clustered, rounded and encoded
+ * as the pipeline would, then undone (sv); with sec, each section's bytes
+ * too (sections are coded one by one, modelfile.h). */
+static enum dc_status dc_budget_encode(struct dc_job *job, const struct dc_budget_saved *sv, size_t *sec,
+                                       long long *bytes)
 {
     struct dc_net *net = job->net;
     const struct dc_config *c = &job->cfg;
     uint8_t *buf = NULL;
     size_t size = 0;
-    enum dc_status s = DC_OK;
-    for (int g = 0; s == DC_OK && g < b->nl; g++)
-        s = dc_budget_prune(net, b->ly[g].cfg, sp[g]);
-    if (s == DC_OK)
-        s = dc_quantize_net(net, c);
+    enum dc_status s = dc_quantize_net(net, c);
     if (s == DC_OK && c->dense_bits == 16)
         s = dc_round_dense_half(net);
     if (s == DC_OK && c->codebook_bits == 16)
         s = dc_round_codebooks_half(net);
+    for (int i = 0; s == DC_OK && sec && i < net->nparams; i++)
+        s = dc_modelfile_section_bytes(net, c, i, &sec[i]);
     if (s == DC_OK)
         s = dc_modelfile_encode(net, c, &buf, &size);
     free(buf);
     *bytes = (long long)size;
     enum dc_status r = dc_budget_restore(net, sv);
     return s != DC_OK ? s : r;
+}
+
+/* Bytes of the file with every layer at sparsity sp[]. */
+static enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const float *sp,
+                                      const struct dc_budget_saved *sv, long long *bytes)
+{
+    enum dc_status s = DC_OK;
+    for (int g = 0; s == DC_OK && g < b->nl; g++)
+        s = dc_budget_prune(job->net, b->ly[g].cfg, sp[g]);
+    if (s != DC_OK) {
+        dc_budget_restore(job->net, sv); /* the prune's failure is the one to report */
+        return s;
+    }
+    return dc_budget_encode(job, sv, NULL, bytes);
 }
 
 /* Validation accuracy with layer `cfg` alone pruned to s. */
@@ -350,32 +363,6 @@ static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_bu
     return dc_job_csv_close(f, path, DC_OK);
 }
 
-/* The file's section sizes with every layer dense (quantized and rounded as
- * the pipeline would), and its total.  Sections are coded one by one
- * (modelfile.h), so a scan point re-codes only the layer it prunes instead of
- * clustering and coding the whole network again. */
-static enum dc_status dc_budget_sections(struct dc_job *job, const struct dc_budget_saved *sv, size_t *sec,
-                                         long long *total)
-{
-    struct dc_net *net = job->net;
-    const struct dc_config *c = &job->cfg;
-    uint8_t *buf = NULL;
-    size_t size = 0;
-    enum dc_status s = dc_quantize_net(net, c);
-    if (s == DC_OK && c->dense_bits == 16)
-        s = dc_round_dense_half(net);
-    if (s == DC_OK && c->codebook_bits == 16)
-        s = dc_round_codebooks_half(net);
-    for (int i = 0; s == DC_OK && i < net->nparams; i++)
-        s = dc_modelfile_section_bytes(net, c, i, &sec[i]);
-    if (s == DC_OK)
-        s = dc_modelfile_encode(net, c, &buf, &size);
-    free(buf);
-    *total = (long long)size;
-    enum dc_status r = dc_budget_restore(net, sv);
-    return s != DC_OK ? s : r;
-}
-
 /* Bytes of the file with config layer `cfg` alone pruned to sp: the dense
  * file's, with that layer's weight sections coded again. */
 static enum dc_status dc_budget_layer_bytes(struct dc_job *job, int cfg, float sp, const size_t *sec,
@@ -401,7 +388,9 @@ static enum dc_status dc_budget_layer_bytes(struct dc_job *job, int cfg, float s
     return s != DC_OK ? s : r;
 }
 
-/* The scan: every layer at every grid sparsity, alone.  One point per layer
+/* The scan: every layer at every grid sparsity, alone.  A point re-codes
+ * only the sections of the layer it prunes, against the dense file's
+ * sections, instead of clustering and coding the whole network.  One point per layer
  * (the grid's top, where the layer costs least) is also encoded whole, as a
  * check that the section sizes add up. */
 static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, double base)
@@ -412,7 +401,7 @@ static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, do
     struct dc_budget_saved sv;
     enum dc_status s = dc_budget_save(job->net, &sv);
     if (s == DC_OK)
-        s = dc_budget_sections(job, &sv, sec, &total);
+        s = dc_budget_encode(job, &sv, sec, &total); /* every layer dense */
     for (int g = 0; s == DC_OK && g < b->nl; g++) {
         struct dc_budget_layer *l = &b->ly[g];
         const char *name = job->cfg.layers[l->cfg].name;
