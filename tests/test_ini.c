@@ -124,8 +124,21 @@ static void test_io(void)
     CHECK(strcmp(dc_error_msg(), msg) == 0);
 }
 
+/* Tools print dc_status_str: a status added without a name would print "unknown status". */
+static void test_status_names(void)
+{
+    for (int i = 0; i < DC_STATUS_COUNT; i++) {
+        const char *name = dc_status_str((enum dc_status)i);
+        CHECK(strcmp(name, "unknown status") != 0);
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(name, dc_status_str((enum dc_status)j)) != 0);
+    }
+    CHECK(strcmp(dc_status_str(DC_STATUS_COUNT), "unknown status") == 0);
+}
+
 int main(void)
 {
+    test_status_names();
     test_good();
     test_errors();
     test_io();

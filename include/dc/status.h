@@ -18,6 +18,7 @@ enum dc_status {
     DC_ERR_DEVICE,      /* CUDA / cuBLAS / cuDNN / cuSPARSE call failed */
     DC_ERR_UNSUPPORTED, /* valid request this build or backend cannot do */
     DC_ERR_DIVERGED,    /* training produced a NaN or infinite loss */
+    DC_ERR_INTERNAL,    /* a self-check inside the library failed: a bug to report */
     DC_STATUS_COUNT
 };
 

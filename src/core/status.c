@@ -21,6 +21,7 @@ const char *dc_status_str(enum dc_status s)
     case DC_ERR_DEVICE: return "device error";
     case DC_ERR_UNSUPPORTED: return "unsupported";
     case DC_ERR_DIVERGED: return "training diverged";
+    case DC_ERR_INTERNAL: return "internal error";
     case DC_STATUS_COUNT: break;
     }
     return "unknown status";

@@ -418,7 +418,7 @@ static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, do
         if (s == DC_OK)
             s = dc_budget_bytes(job, b, sp, &sv, &whole);
         if (s == DC_OK && whole != l->bytes[DC_BUDGET_NG - 1])
-            s = DC_ERROR(DC_ERR_UNSUPPORTED, "budget: %s at %.1f%% sparsity: its sections say %lld bytes, the whole "
+            s = DC_ERROR(DC_ERR_INTERNAL, "budget: %s at %.1f%% sparsity: its sections say %lld bytes, the whole "
                          "file has %lld (a bug: please report it with the config)", name,
                          100.0 * dc_budget_grid[DC_BUDGET_NG - 1], l->bytes[DC_BUDGET_NG - 1], whole);
         sp[g] = 0.0f;
