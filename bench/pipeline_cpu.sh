@@ -31,6 +31,7 @@ py=/usr/bin/python3
 [ "$kmeans" != sklearn ] || "$py" -c 'import sklearn' 2>/dev/null ||
   { echo "needs Debian python3-sklearn (or --kmeans torch)" >&2; exit 1; }
 [ -x "$build/dctrain" ] || { echo "no dctrain under $build (build it, or pass --build DIR)" >&2; exit 1; }
+. "$here/peer_blas_env.sh" "$build"
 cd "$root"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$here/results"
@@ -50,11 +51,12 @@ peer_wall=$(awk "BEGIN{print $(date +%s.%N) - $t0}")
 
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 "$py" - "$tmp/ours/summary.json" "$tmp/peer.json" "$ours_wall" "$peer_wall" > "$tmp/table.md" <<'PY'
-import json, sys
+import json, os, sys
 ours, peer = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 ow, pw = float(sys.argv[3]), float(sys.argv[4])
 peer_by = {s["stage"]: s for s in peer["stages"]}
-print(f"- ours: {ours['device']}; peer: {peer['impl']}, {peer['threads']} threads, k-means by {peer['kmeans']}")
+print(f"- ours: {ours['device']}; peer: {peer['impl']}, {peer['threads']} threads, k-means by {peer['kmeans']}, "
+      f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}")
 print()
 print("| stage | ours s | peer s | peer / ours | ours test acc | peer test acc |")
 print("|---|---|---|---|---|---|")

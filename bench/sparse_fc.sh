@@ -38,6 +38,7 @@ while [ $# -gt 0 ]; do
 done
 prog="$build/bench/bench_spmat"; [ -x "$prog" ] || prog="$build/bench_spmat"
 [ -x "$prog" ] || { echo "no bench_spmat under $build (build it, or pass --build DIR)" >&2; exit 1; }
+. "$here/peer_blas_env.sh" "$build"
 peers=()  # "label:python"
 for py in /usr/bin/python3 "$root/.venv-torch/bin/python"; do
   [ -x "$py" ] || continue
@@ -108,7 +109,7 @@ desc="$(grep -m1 '^# bench_spmat' "$tmp/log.txt" | sed 's/^# bench_spmat: //; s/
   echo "  L3 $(lscpu 2>/dev/null | awk -F: '/L3 cache/ {gsub(/^ +/, "", $2); print $2}'); ours: $desc"
   echo "- threads: $threads_list (each run alone; ours and torch get the same count)"
   echo "- load average (1/5/15 min) before: $load_before, after: $load_after"
-  for p in "${peers[@]}"; do echo "- peer: ${p%%:*} (${p#*:})"; done
+  for p in "${peers[@]}"; do echo "- peer: ${p%%:*} (${p#*:}), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"; done
   echo "- command: bench/sparse_fc.sh --build ${build#$root/} --threads \"$threads_list\" --batch $batch --seconds $seconds${layers:+ --layers $layers}${flush:+ --flush}$([ "$e2e_runs" = 1 ] || echo " --e2e-runs $e2e_runs")$([ $layer_tables = 1 ] || echo " --no-layers")$([ $e2e = 1 ] || echo " --no-e2e")"
   echo "- it ran:"
   echo

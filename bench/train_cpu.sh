@@ -14,15 +14,7 @@ py=/usr/bin/python3
 "$py" -c 'import torch' 2>/dev/null || { echo "needs Debian python3-torch (apt-get install python3-torch)" >&2; exit 1; }
 prog="$build/bench/bench_train"; [ -x "$prog" ] || prog="$build/bench_train"
 [ -x "$prog" ] || { echo "no bench_train under $build (build it, or pass BUILD_DIR)" >&2; exit 1; }
-# Both sides load OpenBLAS; on a CPU that hides its model it takes generic SSE3
-# kernels, and ours restarts with wider ones (src/cpu/cpu_blas_core.c): the
-# peer gets the same choice, from the same feature flags.
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
-  has() { for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done; }
-  if has avx512f avx512bw avx512dq avx512vl; then export OPENBLAS_CORETYPE=SkylakeX
-  elif has avx2 fma; then export OPENBLAS_CORETYPE=Haswell; fi
-fi
+. "$here/peer_blas_env.sh" "$build"
 cd "$root"
 out="${OUT:-$here/results/train_cpu_${threads}t_$(date +%Y-%m-%d).md}"
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
