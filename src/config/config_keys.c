@@ -105,7 +105,7 @@ static const struct cfg_key encode_keys[] = {
     KSTR("file", G(encode_file), sizeof(((struct dc_config *)0)->encode_file), "model.dcm", NULL),
 };
 
-/* [compress]: budget mode (job_budget.c) */
+/* [compress]: budget mode (job_budget*.c) */
 static const struct cfg_key compress_keys[] = {
     KINT("target_bytes", G(target_bytes), "0", 0, ANY_INT),
     KFLT("max_accuracy_drop", G(max_accuracy_drop), "0", 0, 0, 100, 0),

@@ -21,8 +21,6 @@
  * measures the allocation again on the retrained network and makes more
  * greedy moves where it no longer fits.  The scan and the choice live in
  * DIR/budget.csv, which a resumed run reads back. */
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,42 +29,15 @@
 #include "dc/modelfile.h"
 #include "dc/prune.h"
 #include "dc/quantize.h"
-#include "job_internal.h"
+#include "job_budget.h"
 
 /* Finer where compressed networks live: at 98% a step of 0.5% is a quarter
  * of the bytes (LeNet-300-100 left 7.5% of an 8 KB budget unused between
  * 97% and 98%). */
-static const float dc_budget_grid[] = {0.0f,   0.5f,  0.6f,   0.7f,  0.8f,   0.85f, 0.9f,
-                                       0.92f,  0.94f, 0.95f,  0.96f, 0.965f, 0.97f, 0.975f,
-                                       0.98f,  0.9825f, 0.985f, 0.9875f, 0.99f, 0.9925f, 0.995f};
-#define DC_BUDGET_NG ((int)(sizeof dc_budget_grid / sizeof dc_budget_grid[0]))
-/* Aim this fraction under the target: the last round's retraining and the
- * fine-tuning still move the file a little after the last measurement. */
-#define DC_BUDGET_MARGIN 0.02
-
-struct dc_budget_layer {
-    int cfg;                       /* config layer index (a fire module's three convs are one) */
-    size_t weights;
-    double acc[DC_BUDGET_NG];      /* validation accuracy with this layer alone at grid[j] */
-    long long bytes[DC_BUDGET_NG]; /* file bytes with this layer alone at grid[j] */
-    float sp;                      /* the chosen sparsity (on the grid or between two points) */
-};
-
-struct dc_budget {
-    int nl;
-    struct dc_budget_layer ly[DC_NET_MAX_PARAMS];
-    long long aim;                 /* target less the margin */
-    long long off;                 /* the last real measurement minus the sum of parts */
-    /* max_accuracy_drop: each prune round aims at fewer bytes; a round that
-       loses more validation accuracy than allowed is undone, and the rounds
-       after it bisect (in log bytes) between the last kept and the undone */
-    int drop;
-    double base;                   /* validation accuracy entering the budget stage */
-    long long dense, least;        /* the file with every layer dense, and at the grid's top */
-    long long good, fail;          /* bytes of the last round kept, of the smallest aim undone (0: none) */
-    float prev[DC_NET_MAX_PARAMS]; /* the choice before the raise of round `round` */
-    int round, undone;             /* the round whose raise this is; the last round undone (0: none) */
-};
+const float dc_budget_grid[] = {0.0f,  0.5f,    0.6f,   0.7f,    0.8f,  0.85f,   0.9f,
+                                0.92f, 0.94f,   0.95f,  0.96f,   0.965f, 0.97f,  0.975f,
+                                0.98f, 0.9825f, 0.985f, 0.9875f, 0.99f,  0.9925f, 0.995f};
+_Static_assert(sizeof dc_budget_grid / sizeof dc_budget_grid[0] == DC_BUDGET_NG, "the grid's length");
 
 #define DC_BUDGET_PATH 256 /* greedy moves planned at once, at most */
 
@@ -76,20 +47,14 @@ void dc_job_budget_free(struct dc_job *job)
     job->budget = NULL;
 }
 
-/* Every parameter's values, momentum and mask on the host, to undo a trial. */
-struct dc_budget_saved {
-    int n;
-    float *w[DC_NET_MAX_PARAMS], *v[DC_NET_MAX_PARAMS], *m[DC_NET_MAX_PARAMS];
-};
-
-static void dc_budget_saved_free(struct dc_budget_saved *sv)
+void dc_budget_saved_free(struct dc_budget_saved *sv)
 {
     for (int i = 0; i < sv->n; i++)
         free(sv->w[i]), free(sv->v[i]), free(sv->m[i]);
     sv->n = 0;
 }
 
-static enum dc_status dc_budget_save(struct dc_net *net, struct dc_budget_saved *sv)
+enum dc_status dc_budget_save(struct dc_net *net, struct dc_budget_saved *sv)
 {
     struct dc_backend *be = net->be;
     memset(sv, 0, sizeof *sv);
@@ -170,7 +135,7 @@ static enum dc_status dc_budget_encode(struct dc_job *job, const struct dc_budge
 }
 
 /* Bytes of the file with every layer at sparsity sp[]. */
-static enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const float *sp,
+enum dc_status dc_budget_bytes(struct dc_job *job, const struct dc_budget *b, const float *sp,
                                       const struct dc_budget_saved *sv, long long *bytes)
 {
     enum dc_status s = DC_OK;
@@ -197,7 +162,7 @@ static enum dc_status dc_budget_acc(struct dc_job *job, int cfg, float s, const 
 }
 
 /* The config layers that own prunable weights, in network order. */
-static void dc_budget_layers(const struct dc_net *net, struct dc_budget *b)
+void dc_budget_layers(const struct dc_net *net, struct dc_budget *b)
 {
     b->nl = 0;
     for (int i = 0; i < net->nparams; i++) {
@@ -253,7 +218,7 @@ static double dc_budget_parts(const struct dc_budget *b, const float *sp)
 }
 
 /* The choice into the config's layers (what the prune rounds read). */
-static void dc_budget_apply(struct dc_job *job, const struct dc_budget *b)
+void dc_budget_apply(struct dc_job *job, const struct dc_budget *b)
 {
     for (int g = 0; g < b->nl; g++)
         job->cfg.layers[b->ly[g].cfg].prune = b->ly[g].sp;
@@ -278,7 +243,7 @@ static int dc_budget_plan(const struct dc_budget *b, double eps, int n, float (*
  * of allocations, each smaller than the one before; bisection finds the
  * first one that fits, then the sparsity of its last move that just fits:
  * whole grid steps near 98% are a quarter of the file. */
-static enum dc_status dc_budget_fit(struct dc_job *job, struct dc_budget *b, long long *first, long long *bytes)
+enum dc_status dc_budget_fit(struct dc_job *job, struct dc_budget *b, long long *first, long long *bytes)
 {
     double eps = 0.5 / (double)job->vd.test_count; /* half an image: a free move still has a price */
     float(*path)[DC_NET_MAX_PARAMS] = malloc(sizeof *path * DC_BUDGET_PATH);
@@ -341,26 +306,6 @@ static enum dc_status dc_budget_fit(struct dc_job *job, struct dc_budget *b, lon
     dc_budget_saved_free(&sv);
     free(path);
     return s;
-}
-
-static enum dc_status dc_budget_write_csv(struct dc_job *job, const struct dc_budget *b)
-{
-    char path[600];
-    FILE *f;
-    DC_TRY(dc_job_csv_create(job, "budget.csv", "layer,sparsity,validation_accuracy,bytes", path, sizeof path,
-                             &f));
-    for (int g = 0; g < b->nl; g++)
-        for (int j = 0; j < DC_BUDGET_NG; j++)
-            fprintf(f, "%s,%.4f,%.6f,%lld\n", job->cfg.layers[b->ly[g].cfg].name, (double)dc_budget_grid[j],
-                    b->ly[g].acc[j], b->ly[g].bytes[j]);
-    for (int g = 0; g < b->nl; g++)
-        fprintf(f, "# choice,%s,%.9f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->ly[g].sp);
-    fprintf(f, "# aim,%lld,offset,%lld\n", b->aim, b->off);
-    fprintf(f, "# drop,%d,base,%.9f,dense,%lld,least,%lld,good,%lld,fail,%lld,round,%d,undone,%d\n", b->drop,
-            b->base, b->dense, b->least, b->good, b->fail, b->round, b->undone);
-    for (int g = 0; g < b->nl; g++)
-        fprintf(f, "# prev,%s,%.9f\n", job->cfg.layers[b->ly[g].cfg].name, (double)b->prev[g]);
-    return dc_job_csv_close(f, path, DC_OK);
 }
 
 /* Bytes of the file with config layer `cfg` alone pruned to sp: the dense
@@ -427,7 +372,7 @@ static enum dc_status dc_budget_scan(struct dc_job *job, struct dc_budget *b, do
     return s;
 }
 
-static void dc_budget_print(const struct dc_job *job, const struct dc_budget *b, const char *when, long long bytes)
+void dc_budget_print(const struct dc_job *job, const struct dc_budget *b, const char *when, long long bytes)
 {
     if (b->drop)
         printf("\nBudget %s: aiming at %lld bytes; validation %d images\n%-16s %10s %9s %22s\n", when, b->aim,
@@ -459,42 +404,6 @@ static void dc_budget_record(struct dc_job *job, const struct dc_budget *b, long
                               (double)b->ly[g].sp, DC_ACC_AT(&b->ly[g], b->ly[g].sp));
     if (o < len)
         snprintf(rec + o, len - o, "]}");
-}
-
-/* The file with every layer at the grid's top sparsity (drop mode's floor). */
-static enum dc_status dc_budget_least(struct dc_job *job, struct dc_budget *b)
-{
-    float top[DC_NET_MAX_PARAMS];
-    for (int g = 0; g < b->nl; g++)
-        top[g] = dc_budget_grid[DC_BUDGET_NG - 1];
-    struct dc_budget_saved sv;
-    enum dc_status s = dc_budget_save(job->net, &sv);
-    if (s == DC_OK)
-        s = dc_budget_bytes(job, b, top, &sv, &b->least);
-    dc_budget_saved_free(&sv);
-    return s;
-}
-
-/* Drop mode: until a round is undone, round r of R aims at the bytes the
- * cubic schedule reaches in log scale from the dense file to the least one
- * (big steps first, small ones late, where accuracy starts to go); after,
- * halfway (in log bytes) between the last round kept and the undone aim.
- * 0: nothing left to gain (within 1%). */
-static long long dc_budget_round_aim(const struct dc_budget *b, int r, int rounds)
-{
-    double lo = log((double)(b->fail ? b->fail : b->least)), hi = log((double)b->good);
-    if (hi - lo < 0.01)
-        return 0;
-    if (b->fail)
-        return (long long)exp(0.5 * (lo + hi));
-    double f = 1.0 - pow(1.0 - (double)r / (double)rounds, 3.0);
-    double aim = log((double)b->dense) + f * (log((double)b->least) - log((double)b->dense));
-    return (long long)exp(aim < hi ? aim : hi - 0.01);
-}
-
-static void dc_budget_prev_path(const struct dc_job *job, char *path, size_t len)
-{
-    snprintf(path, len, "%s/budget_prev.bin", job->out_dir);
 }
 
 enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len)
@@ -533,71 +442,6 @@ enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len)
     DC_TRY(dc_budget_write_csv(job, b));
     dc_budget_record(job, b, bytes, ev.accuracy, t0, rec, len);
     return DC_OK;
-}
-
-/* Drop mode, before prune round r: keep the network as it is (the last
- * good round's) in budget_prev.bin, then raise the sparsities to the round's
- * aim.  Run again after a kill before the round's pruning, it starts from the
- * same choice. */
-static enum dc_status dc_budget_raise(struct dc_job *job, struct dc_budget *b, int r)
-{
-    char path[600];
-    long long bytes = 0, first = 0;
-    if (b->round == r) /* a kill after this round's raise, before its pruning */
-        for (int g = 0; g < b->nl; g++)
-            b->ly[g].sp = b->prev[g];
-    for (int g = 0; g < b->nl; g++)
-        b->prev[g] = b->ly[g].sp;
-    b->round = r;
-    long long aim = dc_budget_round_aim(b, r, job->cfg.prune_rounds);
-    if (aim == 0) {
-        dc_info("budget: prune-%d: the last round kept and the smallest undone are within 1%%: no raise", r);
-        b->aim = 0;
-        return dc_budget_write_csv(job, b);
-    }
-    dc_budget_prev_path(job, path, sizeof path);
-    DC_TRY(dc_job_save(job, path, job->stage_index, -1));
-    b->aim = aim;
-    DC_TRY(dc_budget_fit(job, b, &first, &bytes));
-    char when[48];
-    snprintf(when, sizeof when, "for prune-%d", r);
-    dc_budget_print(job, b, when, bytes);
-    return dc_budget_write_csv(job, b);
-}
-
-int dc_job_budget_exact(const struct dc_job *job)
-{
-    return job->budget && job->budget->drop;
-}
-
-enum dc_status dc_job_budget_check(struct dc_job *job, int r, int *undone)
-{
-    struct dc_budget *b = job->budget;
-    *undone = 0;
-    if (!b || !b->drop || b->round != r || b->aim == 0) /* aim 0: this round raised nothing */
-        return DC_OK;
-    struct dc_eval ev;
-    DC_TRY(dc_evaluate(job->net, &job->vd, &ev));
-    double lost = 100.0 * (b->base - ev.accuracy), limit = job->cfg.max_accuracy_drop;
-    if (b->undone != r && lost <= limit) {
-        dc_info("budget: prune-%d: validation accuracy %.2f%%, %.2f points lost (at most %.2f): kept", r,
-                100 * ev.accuracy, lost, limit);
-        b->good = b->aim;
-        return dc_budget_write_csv(job, b);
-    }
-    char path[600];
-    struct dc_run_state st;
-    dc_budget_prev_path(job, path, sizeof path);
-    DC_TRY(dc_checkpoint_load(path, job->net, &st));
-    for (int g = 0; g < b->nl; g++)
-        b->ly[g].sp = b->prev[g];
-    b->undone = r;
-    b->fail = b->aim;
-    dc_budget_apply(job, b);
-    dc_info("budget: prune-%d lost %.2f validation points (at most %.2f): undone, back to the round before", r,
-            lost, limit);
-    *undone = 1;
-    return dc_budget_write_csv(job, b);
 }
 
 enum dc_status dc_job_budget_refit(struct dc_job *job, int round)
@@ -685,98 +529,6 @@ enum dc_status dc_job_budget_trim(struct dc_job *job)
                 over, target, job->cfg.layers[b->ly[g].cfg].name, 100.0 * sp[g], bytes);
     else if (s == DC_OK)
         dc_info("budget: the file will take %lld bytes (target %lld)", bytes, target);
-    return s;
-}
-
-/* One row of budget.csv into b (layers in file order, grid rows in order). */
-static enum dc_status dc_budget_row(struct dc_job *job, struct dc_budget *b, const char *line, const char *path,
-                                    int ln)
-{
-    char name[DC_NAME_LEN + 1];
-    float sp;
-    double acc;
-    long long bytes;
-    int cfg = -1;
-    if (sscanf(line, "%32[^,],%f,%lf,%lld", name, &sp, &acc, &bytes) == 4)
-        for (int k = 0; k < job->cfg.nlayers; k++)
-            if (strcmp(job->cfg.layers[k].name, name) == 0)
-                cfg = k;
-    if (cfg < 0)
-        return DC_ERROR(DC_ERR_FORMAT, "%s:%d: not a row of a layer of this network", path, ln);
-    int g = -1;
-    for (int k = 0; k < b->nl; k++)
-        if (b->ly[k].cfg == cfg)
-            g = k;
-    int j = 0;
-    while (j < DC_BUDGET_NG && dc_budget_grid[j] < sp - 1e-4f)
-        j++;
-    if (g < 0 || j == DC_BUDGET_NG || dc_budget_grid[j] > sp + 1e-4f)
-        return DC_ERROR(DC_ERR_FORMAT, "%s:%d: layer %s or sparsity %.4f is not one the budget stage scans", path,
-                        ln, name, (double)sp);
-    b->ly[g].acc[j] = acc;
-    b->ly[g].bytes[j] = bytes;
-    return DC_OK;
-}
-
-/* "# choice,LAYER,SPARSITY" or "# prev,LAYER,SPARSITY" of budget.csv into b. */
-static enum dc_status dc_budget_choice_row(struct dc_job *job, struct dc_budget *b, const char *line,
-                                           const char *path, int ln)
-{
-    char name[DC_NAME_LEN + 1], kind[8];
-    float sp;
-    if (sscanf(line, "# %7[a-z],%32[^,],%f", kind, name, &sp) == 3 && sp >= 0.0f && sp < 1.0f)
-        for (int g = 0; g < b->nl; g++)
-            if (strcmp(job->cfg.layers[b->ly[g].cfg].name, name) == 0) {
-                if (strcmp(kind, "prev") == 0)
-                    b->prev[g] = sp;
-                else
-                    b->ly[g].sp = sp;
-                return DC_OK;
-            }
-    return DC_ERROR(DC_ERR_FORMAT, "%s:%d: not a choice of a layer of this network with a sparsity in [0, 1)",
-                    path, ln);
-}
-
-enum dc_status dc_job_budget_load(struct dc_job *job)
-{
-    char path[600], line[256];
-    snprintf(path, sizeof path, "%s/budget.csv", job->out_dir);
-    dc_job_budget_free(job);
-    struct dc_budget *b = job->budget = calloc(1, sizeof *b);
-    if (!b)
-        return DC_ERROR(DC_ERR_NOMEM, "budget: out of memory");
-    dc_budget_layers(job->net, b);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return DC_ERROR(DC_ERR_IO, "%s: cannot read (%s): the budget stage's choice is needed to resume; "
-                        "start the run again", path, strerror(errno));
-    enum dc_status s = DC_OK;
-    int rows = 0, aim_seen = 0, choices = 0, state_seen = 0;
-    for (int ln = 1; s == DC_OK && fgets(line, sizeof line, f); ln++) {
-        if (ln == 1)
-            continue; /* header */
-        if (strncmp(line, "# choice,", 9) == 0)
-            s = dc_budget_choice_row(job, b, line, path, ln), choices++;
-        else if (strncmp(line, "# prev,", 7) == 0)
-            s = dc_budget_choice_row(job, b, line, path, ln);
-        else if (strncmp(line, "# drop,", 7) == 0)
-            state_seen = sscanf(line, "# drop,%d,base,%lf,dense,%lld,least,%lld,good,%lld,fail,%lld,round,%d,undone,%d",
-                                &b->drop, &b->base, &b->dense, &b->least, &b->good, &b->fail, &b->round,
-                                &b->undone) == 8;
-        else if (line[0] == '#')
-            aim_seen = sscanf(line, "# aim,%lld,offset,%lld", &b->aim, &b->off) == 2;
-        else
-            s = dc_budget_row(job, b, line, path, ln), rows++;
-    }
-    fclose(f);
-    if (s == DC_OK && (rows != b->nl * DC_BUDGET_NG || choices != b->nl || !aim_seen || !state_seen))
-        s = DC_ERROR(DC_ERR_FORMAT,
-                     "%s: %d rows, %d choices and %s aim line, expected %d, %d and one; start the run again", path,
-                     rows, choices, aim_seen ? "an" : "no", b->nl * DC_BUDGET_NG, b->nl);
-    if (s == DC_OK)
-        dc_budget_apply(job, b);
-    if (s == DC_OK)
-        dc_info("budget: per-layer sparsities from %s", path);
     return s;
 }
 

@@ -28,7 +28,7 @@ struct dc_job {
     struct dc_device_data vd; /* budget mode: validation images (as its test set), else empty */
     struct dc_net *net;
     struct dc_net *teacher; /* [distill]: made by dc_job_teacher, NULL until then */
-    struct dc_budget *budget; /* budget mode: the scan and the choice (job_budget.c), else NULL */
+    struct dc_budget *budget; /* budget mode: the scan and the choice (job_budget*.c), else NULL */
     struct dc_summary summary;
     FILE *metrics;
     char out_dir[512];
@@ -76,7 +76,7 @@ static inline int dc_job_budget_mode(const struct dc_config *c)
 {
     return c->has_compress && (c->target_bytes > 0 || c->max_accuracy_drop > 0.0f);
 }
-/* Budget mode (job_budget.c): the budget stage chooses every prunable
+/* Budget mode (job_budget*.c): the budget stage chooses every prunable
  * layer's sparsity (into cfg and DIR/budget.csv); a run resumed after it
  * loads the choice back. */
 enum dc_status dc_job_stage_budget(struct dc_job *job, char *rec, size_t len);
