@@ -348,7 +348,7 @@ static void test_shipped_configs(void)
         {"lenet5_fire_mnist.ini", 17882, 0, 0},  {"lenet5_fire_mnist_dc.ini", 17882, 1, 0},
         {"squeezevgg_cifar.ini", 402786, 0, 0},  {"vgg19_cifar.ini", 20035018, 1, 0},
         {"squeezevgg_wide_cifar.ini", 544074, 0, 0},    {"squeezevgg_wide_cifar_dc.ini", 544074, 1, 0},
-        {"squeezenet11_cifar.ini", 732810, 0, 0},
+        {"squeezenet11_cifar.ini", 732810, 0, 0},       {"squeezenet11_cifar_dc.ini", 732810, 1, 0},
         {"vgg19_cifar_train.ini", 20035018, 0, 0},
     };
     int nknown = (int)(sizeof known / sizeof known[0]);
