@@ -38,7 +38,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_torch_train import find, read_idx  # noqa: E402
 
-GLOBAL = ("data", "train", "prune", "quantize", "encode")
+GLOBAL = ("data", "train", "prune", "quantize", "encode", "distill", "compress", "init")
 STEMS = {"conv": "conv", "fc": "fc", "maxpool": "pool", "avgpool": "pool", "relu": "relu", "dropout": "dropout"}
 
 
@@ -52,8 +52,10 @@ def strip_comment(line):
     return line
 
 
-def read_ini(path):
-    """[(section, {key: value})] in file order; repeated sections kept apart."""
+def read_ini(path, depth=0):
+    """[(section, {key: value})] in file order; repeated sections kept apart.
+    A [base] config = FILE is merged as dctrain does (src/config/config_base.c):
+    its global keys replaced by ours, its layers changed by name."""
     secs = []
     with open(path) as f:
         for n, raw in enumerate(f, 1):
@@ -67,7 +69,28 @@ def read_ini(path):
                 secs[-1][1][k.strip()] = v.strip()
             else:
                 sys.exit(f"{path}:{n}: cannot read '{line}'")
-    return secs
+    base = [kv for sec, kv in secs if sec == "base"]
+    if not base:
+        return secs
+    if depth >= 4 or "config" not in base[0]:
+        sys.exit(f"{path}: [base] needs config = FILE, at most 4 deep")
+    merged = read_ini(os.path.join(os.path.dirname(path), base[0]["config"]), depth + 1)
+    names = layer_names(merged)
+    layers = [kv for sec, kv in merged if sec not in GLOBAL]
+    for sec, kv in secs:
+        if sec == "base":
+            continue
+        if sec in GLOBAL:
+            hit = [m for s2, m in merged if s2 == sec]
+            if hit:
+                hit[0].update(kv)
+            else:
+                merged.append((sec, dict(kv)))
+        elif kv.get("name") in names:
+            layers[names.index(kv["name"])].update(kv)
+        else:
+            sys.exit(f"{path}: [{sec}] name = {kv.get('name')}: no such layer in the base")
+    return merged
 
 
 def layer_names(secs):

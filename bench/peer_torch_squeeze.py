@@ -26,7 +26,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peer_torch_train import find, read_idx  # noqa: E402  (one MNIST reader)
-from peer_torch_pipeline import read_ini  # noqa: E402  (one reader of our INI)
+from peer_torch_pipeline import GLOBAL, read_ini  # noqa: E402  (one reader of our INI)
 
 
 class Fire(nn.Module):
@@ -63,7 +63,7 @@ def net_from_ini(secs, channels, size):
     """the layer sections of one of our configs as a torch module (same defaults as config_net.c)"""
     mods, c, hw = [], channels, size
     for name, kv in secs:
-        if name in ("data", "train", "prune", "quantize", "encode", "init"):
+        if name in GLOBAL:
             continue
         if name == "conv":
             k, r = int(kv["filters"]), int(kv.get("size", 3))

@@ -40,6 +40,25 @@ run 2 set_no_dot "$B/dctrain" good.ini --set epochs=3 --out out_cfg "${Q[@]}" &&
 run 2 set_no_layer "$B/dctrain" good.ini --set fc9.prune=1 --out out_cfg "${Q[@]}" && one_line set_no_layer "fc9"
 [ ! -e out_cfg ] || fail "a config error still created the output folder"
 
+# ---- [base]: a mistake in either file names that file; --print-config shows the merge ----
+printf '[base]\nconfig = good.ini\n[train]\nepochs = 2\n[fc]\nname = fc1\nprune = -3\n' >child.ini
+run 2 base_layer_key "$B/dctrain" child.ini --out out_cfg "${Q[@]}" &&
+    one_line base_layer_key "^dctrain: child\.ini:7: \[fc\] prune: must be >= -1"
+sed 's/^batch = 64/batch = 6x4/' good.ini >bad_base.ini
+printf '[base]\nconfig = bad_base.ini\n' >child_of_bad.ini
+run 2 base_bad "$B/dctrain" child_of_bad.ini --out out_cfg "${Q[@]}" &&
+    one_line base_bad "^dctrain: bad_base\.ini:9: \[train\] batch: '6x4' is not an integer"
+printf '[base]\nconfig = nothere.ini\n' >child_of_none.ini
+run 1 base_missing "$B/dctrain" child_of_none.ini --out out_cfg "${Q[@]}" &&
+    one_line base_missing "^dctrain: child_of_none\.ini:2: \[base\] config: cannot open config nothere\.ini"
+run 0 print_config "$B/dctrain" child.ini --print-config --set fc1.prune=0.5 --set train.seed=3
+grep -qx 'epochs = 2' out && grep -qx 'seed = 3' out && grep -qx 'prune=0.5' out && ! grep -q '\[base\]' out ||
+    fail "print_config: the merged config lacks epochs = 2, seed = 3 or prune=0.5, or still has [base]"
+cp out printed.ini
+run 0 print_again "$B/dctrain" printed.ini --print-config
+[ "$(tail -n +2 out)" = "$(tail -n +2 printed.ini)" ] || fail "print_again: the printed config does not print the same"
+[ ! -e out_cfg ] || fail "--print-config or a [base] error created the output folder"
+
 # ---- a missing config file: non-zero, the path named ----
 run 1or2 missing_config "$B/dctrain" "$T/nothere.ini" "${Q[@]}" && one_line missing_config "$T/nothere\.ini"
 

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -92,7 +93,7 @@ static void test_defaults(void)
 static void test_file_errors(void)
 {
     expect_fail(DATA "[foo]\nx = 1\n", NULL, 0,
-                ":4: [foo]: unknown section; use data, train, prune, quantize, encode, init, or a layer: "
+                ":4: [foo]: unknown section; use base, data, train, prune, quantize, encode, distill, compress, init, or a layer: "
                 "conv, fc, maxpool, avgpool, relu, batchnorm, dropout, fire");
     expect_fail(DATA "[train]\nepochs = 3\nlearning_rate = 0.1\n[fc]\noutputs = 10\n", NULL, 0,
                 ":6: [train] learning_rate: unknown key; [train] takes device, epochs, batch, lr, *");
@@ -224,7 +225,8 @@ static int same_layers(const struct dc_config *a, const struct dc_config *b)
         return 0;
     for (int i = 0; i < a->nlayers; i++) {
         struct dc_layer_cfg x = a->layers[i], y = b->layers[i];
-        x.line = y.line = 0; /* lines differ between the file and net_text */
+        x.line = y.line = 0; /* lines (and files) differ between the file and net_text */
+        x.base = y.base = 0;
         if (memcmp(&x, &y, sizeof x) != 0) {
             fprintf(stderr, "layer %d (%s) differs after the round trip\n", i, x.name);
             return 0;
@@ -334,6 +336,33 @@ static const char *configs_dir(char *buf, size_t len)
     return NULL;
 }
 
+/* dctrain --print-config's text loads back to the same config. */
+static void check_printed(const struct dc_config *c)
+{
+    char *ta = NULL, *tb = NULL, path[512];
+    CHECK_OK(dc_config_format(c, &ta));
+    if (!ta || !write_tmp_file("test_config_printed.ini", ta, path, sizeof path)) {
+        fprintf(stderr, "%s: cannot print or write the printed config\n", c->path);
+        dc_test_failures++;
+        free(ta);
+        return;
+    }
+    struct dc_config b;
+    enum dc_status st = dc_config_load(path, NULL, 0, &b);
+    CHECK_OK(st);
+    if (st == DC_OK)
+        CHECK_OK(dc_config_format(&b, &tb));
+    const char *ra = strchr(ta, '\n'), *rb = tb ? strchr(tb, '\n') : NULL; /* line 1 names the file */
+    if (!rb || strcmp(ra, rb) != 0 || !same_layers(c, &b)) {
+        fprintf(stderr, "%s: the printed config does not load back to the same config\n", c->path);
+        dc_test_failures++;
+    }
+    if (st == DC_OK)
+        dc_config_free(&b);
+    free(ta);
+    free(tb);
+}
+
 static void test_shipped_configs(void)
 {
     char dir[600];
@@ -380,6 +409,7 @@ static void test_shipped_configs(void)
             int dc = known[i].compress;
             CHECK(c.has_prune == dc && c.has_quantize == dc && c.has_encode == dc);
         }
+        check_printed(&c);
         dc_config_free(&c);
     }
     if (d)

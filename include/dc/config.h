@@ -10,6 +10,7 @@
 
 #define DC_MAX_LAYERS 96
 #define DC_NAME_LEN 32
+#define DC_MAX_BASES 4 /* [base] config = FILE: how deep configs may build on configs */
 
 enum dc_dataset_kind { DC_DATASET_MNIST, DC_DATASET_CIFAR10 };
 
@@ -33,6 +34,7 @@ struct dc_layer_cfg {
     enum dc_layer_type type;
     char name[DC_NAME_LEN]; /* key `name`, default "<type><index>" e.g. "conv1", "fc3" */
     int line;               /* line of the section header, for messages */
+    int base;               /* file of that line: 0 = the config, k = its bases[k - 1] */
     int filters;            /* conv: output channels */
     int outputs;            /* fc: output features */
     int size, stride, pad;  /* conv and pooling; conv pad default size/2 */
@@ -46,6 +48,8 @@ struct dc_layer_cfg {
 
 struct dc_config {
     char path[512];                    /* the INI file */
+    char bases[DC_MAX_BASES][512];     /* [base] config = FILE: the configs it builds on, nearest first */
+    int nbases;
 
     /* [data] */
     enum dc_dataset_kind dataset;      /* set = mnist | cifar10 */
@@ -131,6 +135,14 @@ struct dc_config {
     /* the layer sections as written (for the model file's network description) */
     char *net_text;                     /* owned, NUL-terminated INI text of layer sections */
 };
+
+/* The whole effective config as INI text that loads back to the same config
+ * (dctrain --print-config): every key of every stage that is on, defaults
+ * included, then the network.  *text is malloc'd. */
+enum dc_status dc_config_format(const struct dc_config *cfg, char **text);
+
+/* The file a layer's section header is in: path or one of the bases (for messages). */
+const char *dc_config_layer_file(const struct dc_config *cfg, const struct dc_layer_cfg *l);
 
 /* Parse FILE, apply the overrides ("section.key=value"; "layer.key" addresses a
  * layer section by its name, e.g. "fc1.prune=2.0"), validate.  On error the

@@ -15,12 +15,14 @@ struct dc_ini_entry {
     char *key, *value;
     int line;     /* line in the text; 0 when an override set it */
     char *source; /* NULL: from the text; else the override that set it ("train.lr=0.1") */
+    char *file;   /* NULL: the text of dc_ini.origin; else the base config the line is in */
 };
 
 struct dc_ini_section {
     char *name;
     int line;     /* line of the `[name]` header; 0 when an override created it */
     char *source; /* NULL: from the text; else the override that created it */
+    char *file;   /* NULL: the text of dc_ini.origin; else the base config the header is in */
     struct dc_ini_entry *entries;
     int nentries, cap;
 };
@@ -36,6 +38,9 @@ enum dc_status dc_ini_parse(const char *text, const char *origin, struct dc_ini 
 /* Read and parse a file; an unreadable file is DC_ERR_IO naming the path and the reason. */
 enum dc_status dc_ini_load(const char *path, struct dc_ini *out);
 void dc_ini_free(struct dc_ini *ini);
+
+/* The file a section or entry came from: its own `file`, else the ini's origin. */
+const char *dc_ini_file(const struct dc_ini *ini, const char *file);
 
 /* The entry for key in s, or NULL. */
 const struct dc_ini_entry *dc_ini_find(const struct dc_ini_section *s, const char *key);

@@ -22,22 +22,24 @@ enum dc_status cfg_fail(const struct dc_ini *ini, const struct dc_ini_section *s
     if (!e && s->source && key)
         return DC_ERROR(DC_ERR_CONFIG, "--set %s: [%s] %s: %s", s->source, s->name, key, reason);
     int line = e ? e->line : s->line;
+    const char *file = dc_ini_file(ini, e ? e->file : s->file);
     if (key)
-        return DC_ERROR(DC_ERR_CONFIG, "%s:%d: [%s] %s: %s", ini->origin, line, s->name, key, reason);
-    return DC_ERROR(DC_ERR_CONFIG, "%s:%d: [%s]: %s", ini->origin, line, s->name, reason);
+        return DC_ERROR(DC_ERR_CONFIG, "%s:%d: [%s] %s: %s", file, line, s->name, key, reason);
+    return DC_ERROR(DC_ERR_CONFIG, "%s:%d: [%s]: %s", file, line, s->name, reason);
 }
 
-/* Every section is known; global sections appear at most once. */
+/* Every section is known; global sections (and [base], where allowed) appear at most once. */
 static enum dc_status check_sections(const struct dc_ini *ini, int allow_global)
 {
     for (int i = 0; i < ini->nsections; i++) {
         const struct dc_ini_section *s = &ini->sections[i];
         if (cfg_layer_type(s->name) >= 0)
             continue;
-        if (!cfg_global_section(s->name))
+        int is_base = strcmp(s->name, "base") == 0;
+        if (!is_base && !cfg_global_section(s->name))
             return cfg_fail(ini, s, NULL, NULL,
-                            "unknown section; use data, train, prune, quantize, encode, init, or a layer: "
-                            "conv, fc, maxpool, avgpool, relu, batchnorm, dropout, fire");
+                            "unknown section; use base, data, train, prune, quantize, encode, distill, compress, "
+                            "init, or a layer: conv, fc, maxpool, avgpool, relu, batchnorm, dropout, fire");
         if (!allow_global)
             return cfg_fail(ini, s, NULL, NULL, "not a layer section; a network description holds only layers");
         for (int j = 0; j < i; j++)
@@ -47,6 +49,8 @@ static enum dc_status check_sections(const struct dc_ini *ini, int allow_global)
     }
     return DC_OK;
 }
+
+enum dc_status cfg_check_sections(const struct dc_ini *ini) { return check_sections(ini, 1); }
 
 static char *trim(char *s)
 {
@@ -70,20 +74,9 @@ static enum dc_status override_target(struct dc_ini *ini, const char *ov, const 
             }
         return dc_ini_add_section(ini, target, 0, ov, index);
     }
-    char names[DC_MAX_LAYERS][DC_NAME_LEN];
-    int secs[DC_MAX_LAYERS];
-    int n = cfg_layer_names(ini, names, secs, DC_MAX_LAYERS);
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], target) == 0) {
-            *index = secs[i];
-            return DC_OK;
-        }
-    char list[200] = "";
-    size_t len = 0;
-    for (int i = 0; i < n && len < sizeof list - 40; i++)
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-    if (n > 0 && len >= sizeof list - 40)
-        snprintf(list + len, sizeof list - len, ", ...");
+    char list[200];
+    if ((*index = cfg_find_layer(ini, target, list, sizeof list)) >= 0)
+        return DC_OK;
     return DC_ERROR(DC_ERR_CONFIG,
                     "--set %s: no section or layer named '%s'; use data, train, prune, quantize, encode, init "
                     "or a layer name (%s)",
@@ -164,6 +157,8 @@ enum dc_status dc_config_load(const char *path, const char *const *overrides, in
     DC_TRY(dc_ini_load(path, &ini));
     enum dc_status st = check_sections(&ini, 1);
     if (st == DC_OK)
+        st = cfg_resolve_base(&ini, out);
+    if (st == DC_OK)
         st = cfg_apply_overrides(&ini, overrides, noverrides);
     if (st == DC_OK)
         st = build_globals(&ini, out);
@@ -179,6 +174,13 @@ enum dc_status dc_config_parse_net(const char *text, const char *origin, struct 
     struct dc_ini ini;
     DC_TRY(dc_ini_parse(text, origin, &ini));
     return finish_layers(&ini, out, check_sections(&ini, 0));
+}
+
+const char *dc_config_layer_file(const struct dc_config *cfg, const struct dc_layer_cfg *l)
+{
+    if (l->base > 0 && l->base <= cfg->nbases)
+        return cfg->bases[l->base - 1];
+    return cfg->path[0] ? cfg->path : "network";
 }
 
 void dc_config_free(struct dc_config *cfg)

@@ -71,10 +71,19 @@ void cfg_default_name(enum dc_layer_type t, int index, char *buf, size_t len);
 /* Names of the layer sections of ini in order (explicit or default), for
  * overrides that address a layer by name.  names[i] is for section secs[i]. */
 int cfg_layer_names(const struct dc_ini *ini, char (*names)[DC_NAME_LEN], int *secs, int max);
+/* The section index of the layer named name, or -1; list[len] gets the layer
+ * names "a, b, c" (cut with ", ..." when long) for a message. */
+int cfg_find_layer(const struct dc_ini *ini, const char *name, char *list, size_t len);
 /* Build cfg->layers from the layer sections of ini and check them (cfg_emit_net writes net_text). */
 enum dc_status cfg_build_layers(const struct dc_ini *ini, struct dc_config *cfg);
 /* cfg->net_text from cfg->layers (malloc'd). */
 enum dc_status cfg_emit_net(struct dc_config *cfg);
+
+/* Every section of one file is known; global sections and [base] appear at most once. */
+enum dc_status cfg_check_sections(const struct dc_ini *ini);
+/* Replace ini by its [base] chain merged with it (config_base.c); cfg->bases
+ * gets the files read.  Without a [base] section ini stays as it is. */
+enum dc_status cfg_resolve_base(struct dc_ini *ini, struct dc_config *cfg);
 
 /* Overrides "section.key=value" / "layer.key=value" written into ini. */
 enum dc_status cfg_apply_overrides(struct dc_ini *ini, const char *const *overrides, int n);

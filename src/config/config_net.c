@@ -41,6 +41,23 @@ int cfg_layer_names(const struct dc_ini *ini, char (*names)[DC_NAME_LEN], int *s
     return n;
 }
 
+int cfg_find_layer(const struct dc_ini *ini, const char *name, char *list, size_t len)
+{
+    char names[DC_MAX_LAYERS][DC_NAME_LEN];
+    int secs[DC_MAX_LAYERS];
+    int n = cfg_layer_names(ini, names, secs, DC_MAX_LAYERS);
+    size_t used = 0;
+    list[0] = '\0';
+    for (int i = 0; i < n && used + 40 < len; i++)
+        used += (size_t)snprintf(list + used, len - used, "%s%s", i ? ", " : "", names[i]);
+    if (n > 0 && used + 40 >= len)
+        snprintf(list + used, len - used, ", ...");
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return secs[i];
+    return -1;
+}
+
 static int given(const struct cfg_section *sec, uint64_t mask, const char *key)
 {
     int i = cfg_key_index(sec, key);
@@ -63,11 +80,20 @@ static enum dc_status check_name(const struct dc_ini *ini, const struct dc_ini_s
                         n);
     if (cfg_global_section(n))
         return cfg_fail(ini, s, e, "name", "'%s' is a section name; choose another layer name", n);
-    for (int i = 0; i < cfg->nlayers; i++)
-        if (strcmp(cfg->layers[i].name, n) == 0)
-            return cfg_fail(ini, s, e, "name", "'%s'%s is already the name of the [%s] at line %d; choose another", n,
-                            e ? "" : " (this layer's default name)", dc_layer_type_name(cfg->layers[i].type),
-                            cfg->layers[i].line);
+    for (int i = 0; i < cfg->nlayers; i++) {
+        const struct dc_layer_cfg *o = &cfg->layers[i];
+        if (strcmp(o->name, n) != 0)
+            continue;
+        /* "line 4" in the same file, "base.ini:4" when a [base] config holds the other one */
+        const char *ofile = dc_config_layer_file(cfg, o), *sfile = dc_ini_file(ini, s->file);
+        char where[600];
+        if (strcmp(ofile, sfile) == 0)
+            snprintf(where, sizeof where, "line %d", o->line);
+        else
+            snprintf(where, sizeof where, "%s:%d", ofile, o->line);
+        return cfg_fail(ini, s, e, "name", "'%s'%s is already the name of the [%s] at %s; choose another", n,
+                        e ? "" : " (this layer's default name)", dc_layer_type_name(o->type), where);
+    }
     return DC_OK;
 }
 
@@ -126,6 +152,10 @@ enum dc_status cfg_build_layers(const struct dc_ini *ini, struct dc_config *cfg)
         memset(l, 0, sizeof *l);
         l->type = (enum dc_layer_type)t;
         l->line = s->line;
+        l->base = 0;
+        for (int k = 0; s->file && k < cfg->nbases; k++)
+            if (strcmp(s->file, cfg->bases[k]) == 0)
+                l->base = k + 1;
         cfg_default_name(l->type, ++counts[counter_slot(l->type)], l->name, sizeof l->name);
         const struct cfg_section *sec = &cfg_layer_sections[t];
         cfg_set_defaults(sec, l);

@@ -71,6 +71,8 @@ static int is_name(const char *s)
     return 1;
 }
 
+const char *dc_ini_file(const struct dc_ini *ini, const char *file) { return file ? file : ini->origin; }
+
 const struct dc_ini_entry *dc_ini_find(const struct dc_ini_section *s, const char *key)
 {
     for (int i = 0; i < s->nentries; i++)
@@ -138,7 +140,9 @@ enum dc_status dc_ini_set(struct dc_ini_section *s, const char *key, const char 
     } else {
         free(e->value);
         free(e->source);
+        free(e->file);
     }
+    e->file = NULL; /* the caller names a base config after the call */
     e->value = v;
     e->source = src;
     e->line = line;
@@ -281,10 +285,12 @@ void dc_ini_free(struct dc_ini *ini)
             free(s->entries[j].key);
             free(s->entries[j].value);
             free(s->entries[j].source);
+            free(s->entries[j].file);
         }
         free(s->entries);
         free(s->name);
         free(s->source);
+        free(s->file);
     }
     free(ini->sections);
     ini->sections = NULL;

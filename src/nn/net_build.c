@@ -27,8 +27,7 @@ static enum dc_status dc_net_where(const struct dc_net_builder *b, enum dc_statu
     char msg[768];
     snprintf(msg, sizeof msg, "%s", dc_error_msg());
     const struct dc_layer_cfg *lc = &b->cfg->layers[b->cfg_index];
-    const char *origin = b->cfg->path[0] ? b->cfg->path : "network";
-    return DC_ERROR(s, "%s:%d: [%s] %s", origin, lc->line, dc_layer_type_name(lc->type), msg);
+    return DC_ERROR(s, "%s:%d: [%s] %s", dc_config_layer_file(b->cfg, lc), lc->line, dc_layer_type_name(lc->type), msg);
 }
 
 static enum dc_status dc_net_append(struct dc_net_builder *b, struct dc_layer *l)

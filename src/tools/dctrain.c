@@ -7,6 +7,7 @@
 
 #include "dc/backend.h"
 #include "dc/atomic_file.h"
+#include "dc/config.h"
 #include "dc/job.h"
 #include "dc/log.h"
 
@@ -30,6 +31,8 @@ static void dc_usage(FILE *f)
           "                           train, prune (every round), quantize, encode, compress\n"
           "                           (= prune,quantize,encode) or all; e.g. --init W.npz --stages compress\n"
           "  --stop-after N           stop after the first N stages\n"
+          "  --print-config           print the effective config (its [base] chain, the --set\n"
+          "                           overrides and every default filled in) and exit\n"
           "  --quiet                  only warnings and errors\n"
           "  --help                   this text\n"
           "\n"
@@ -76,16 +79,40 @@ static int dc_need_value(int argc, char **argv, int i)
     return 1;
 }
 
+/* --print-config: the config as the job would read it, on stdout. */
+static int dc_print_config(const struct dc_job_opts *o)
+{
+    struct dc_config cfg;
+    enum dc_status s = dc_config_load(o->config_path, o->sets, o->nsets, &cfg);
+    char *text = NULL;
+    if (s == DC_OK) {
+        if (o->device)
+            snprintf(cfg.device, sizeof cfg.device, "%s", o->device);
+        s = dc_config_format(&cfg, &text);
+        dc_config_free(&cfg);
+    }
+    if (s != DC_OK) {
+        fprintf(stderr, "dctrain: %s\n", dc_error_msg());
+        return s == DC_ERR_CONFIG || s == DC_ERR_ARG ? 2 : 1;
+    }
+    fputs(text, stdout);
+    free(text);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* Parse the command line into o (sets has room for argc entries) and run. */
 static int dc_dctrain(int argc, char **argv, const char **sets)
 {
     struct dc_job_opts o = {0};
+    int print_config = 0;
     o.sets = sets;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             dc_usage(stdout);
             return 0;
+        } else if (!strcmp(a, "--print-config")) {
+            print_config = 1;
         } else if (!strcmp(a, "--sensitivity")) {
             o.sensitivity = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -136,6 +163,8 @@ static int dc_dctrain(int argc, char **argv, const char **sets)
         dc_usage(stderr);
         return 2;
     }
+    if (print_config)
+        return dc_print_config(&o);
     if (o.resume && o.init) {
         fprintf(stderr, "dctrain: --resume and --init cannot be used together\n");
         return 2;
