@@ -171,7 +171,7 @@ static void test_depth(void)
     char path[512];
     put("d5", DATA NET, path, sizeof path);
     for (int i = 4; i >= 0; i--) {
-        char name[8], text[128];
+        char name[16], text[128];
         snprintf(name, sizeof name, "d%d", i);
         snprintf(text, sizeof text, "[base]\nconfig = test_cbase_d%d.ini\n", i + 1);
         put(name, text, path, sizeof path);
