@@ -42,6 +42,8 @@ void dc_ini_free(struct dc_ini *ini);
 /* The file a section or entry came from: its own `file`, else the ini's origin. */
 const char *dc_ini_file(const struct dc_ini *ini, const char *file);
 
+/* The index of the first section called name, or -1. */
+int dc_ini_find_section(const struct dc_ini *ini, const char *name);
 /* The entry for key in s, or NULL. */
 const struct dc_ini_entry *dc_ini_find(const struct dc_ini_section *s, const char *key);
 /* Append an empty section; *index receives its position. */

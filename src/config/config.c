@@ -67,11 +67,8 @@ static char *trim(char *s)
 static enum dc_status override_target(struct dc_ini *ini, const char *ov, const char *target, int *index)
 {
     if (cfg_global_section(target)) {
-        for (int i = 0; i < ini->nsections; i++)
-            if (strcmp(ini->sections[i].name, target) == 0) {
-                *index = i;
-                return DC_OK;
-            }
+        if ((*index = dc_ini_find_section(ini, target)) >= 0)
+            return DC_OK;
         return dc_ini_add_section(ini, target, 0, ov, index);
     }
     char list[200];

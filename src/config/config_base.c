@@ -53,10 +53,7 @@ static enum dc_status merge_entries(const struct dc_ini *from_ini, const struct 
 
 static enum dc_status merge_global(const struct dc_ini *child, const struct dc_ini_section *s, struct dc_ini *base)
 {
-    int at = -1;
-    for (int i = 0; i < base->nsections && at < 0; i++)
-        if (strcmp(base->sections[i].name, s->name) == 0)
-            at = i;
+    int at = dc_ini_find_section(base, s->name);
     if (at < 0) {
         DC_TRY(dc_ini_add_section(base, s->name, s->line, NULL, &at));
         if (!(base->sections[at].file = strdup(dc_ini_file(child, s->file))))
@@ -147,10 +144,7 @@ static enum dc_status load_base(const struct dc_ini *ini, const struct dc_ini_se
 
 static enum dc_status resolve(struct dc_ini *ini, struct dc_config *cfg, struct base_chain *chain)
 {
-    int at = -1;
-    for (int i = 0; i < ini->nsections && at < 0; i++)
-        if (strcmp(ini->sections[i].name, "base") == 0)
-            at = i;
+    int at = dc_ini_find_section(ini, "base");
     if (at < 0)
         return DC_OK;
     struct dc_ini base;

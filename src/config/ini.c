@@ -73,6 +73,14 @@ static int is_name(const char *s)
 
 const char *dc_ini_file(const struct dc_ini *ini, const char *file) { return file ? file : ini->origin; }
 
+int dc_ini_find_section(const struct dc_ini *ini, const char *name)
+{
+    for (int i = 0; i < ini->nsections; i++)
+        if (strcmp(ini->sections[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
 const struct dc_ini_entry *dc_ini_find(const struct dc_ini_section *s, const char *key)
 {
     for (int i = 0; i < s->nentries; i++)
