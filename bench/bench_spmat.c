@@ -34,52 +34,22 @@
 #include "dc/infer.h"
 #include "dc/spmat.h"
 
-#define BS_MAX_BATCHES 8
-#define BS_MIN_REPEAT 5
-#define BS_MAX_REPEAT 100000
-#define BS_FLUSH_BYTES ((size_t)64 << 20) /* twice this machine's L3 */
-
-/* One layer of Table 8. */
-struct bs_layer {
-    const char *name;
-    int m, k;      /* outputs, inputs */
-    float density; /* fraction of weights kept */
-    int bits;      /* codebook bits of the kept weights */
-};
+#include "spmat_bench.h"
 
 /* AlexNet and VGG-16 fully connected layers at the paper's densities (Table 8);
  * 5 bits everywhere, FC8 included (the paper used 5 bits for all fc layers). */
-static const struct bs_layer bs_layers[] = {
+const struct bs_layer bs_layers[] = {
     {"alexnet-fc6", 4096, 9216, 0.09f, 5},  {"alexnet-fc7", 4096, 4096, 0.09f, 5},
     {"alexnet-fc8", 1000, 4096, 0.25f, 5},  {"vgg16-fc6", 4096, 25088, 0.04f, 5},
     {"vgg16-fc7", 4096, 4096, 0.04f, 5},    {"vgg16-fc8", 1000, 4096, 0.23f, 5},
 };
-#define BS_NLAYERS ((int)(sizeof bs_layers / sizeof bs_layers[0]))
-
-struct bs_opts {
-    int threads, nbatch, batches[BS_MAX_BATCHES];
-    const char *device, *out, *dump, *layers;
-    double seconds; /* target timed time per cell */
-    int flush;      /* evict the caches before each timed call */
-    uint64_t seed;
-};
-
-/* One kept weight matrix on the host, quantized. */
-struct bs_mat {
-    int m, k;
-    int64_t nnz;
-    uint32_t *pos;      /* [E] flat r*K + c, increasing */
-    uint8_t *codes;     /* [E] */
-    float *values;      /* [E] codebook[codes] */
-    float codebook[256];
-    int ncode;
-    float *dense;       /* [M,K], zeros where pruned */
-};
+const int bs_nlayers = (int)(sizeof bs_layers / sizeof bs_layers[0]);
 
 static void bs_usage(FILE *f)
 {
     fputs("usage: bench_spmat [--threads N] [--device cpu|cuda] [--batch 1,64] [--layers a,b]\n"
-          "                   [--seconds 0.3] [--flush] [--seed S] [--out FILE.tsv] [--dump DIR]\n"
+          "                   [--seconds 0.3] [--flush | --chain] [--seed S] [--out FILE.tsv]\n"
+          "                   [--dump DIR]\n"
           "\n"
           "Times y[N,M] = x[N,K] A^T for the fc layers of Han et al. 2016 Table 8 (AlexNet\n"
           "fc6-8, VGG-16 fc6-8) pruned to the paper's densities and quantized to 5 bits:\n"
@@ -91,6 +61,8 @@ static void bs_usage(FILE *f)
           "  --layers L    comma-separated layer names (default: all six)\n"
           "  --seconds S   timed time per cell, at least 5 calls (default 0.3)\n"
           "  --flush       write a 64 MiB buffer before each timed call (cold caches)\n"
+          "  --chain       run each network's fc6, fc7, fc8 in turn, as a forward pass does,\n"
+          "                timing each layer inside the sequence (--layers picks networks)\n"
           "  --out FILE    also write the results as TSV\n"
           "  --dump DIR    write DIR/<layer>.spm for bench/peer_torch_spmat.py\n",
           f);
@@ -117,8 +89,8 @@ static int bs_parse(int argc, char **argv, struct bs_opts *o)
                           .seconds = 0.3, .seed = 2016};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--flush")) {
-            o->flush = 1;
+        if (!strcmp(a, "--flush") || !strcmp(a, "--chain")) {
+            *(a[2] == 'f' ? &o->flush : &o->chain) = 1;
             continue;
         }
         if (!v) {
@@ -143,6 +115,10 @@ static int bs_parse(int argc, char **argv, struct bs_opts *o)
             return -1;
         }
     }
+    if (o->flush && o->chain) {
+        fprintf(stderr, "bench_spmat: --flush and --chain exclude each other\n");
+        return -1;
+    }
     if (o->threads < 1 || o->seconds <= 0.0 || (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))) {
         fprintf(stderr, "bench_spmat: want --threads >= 1, --seconds > 0 and --device cpu or cuda\n");
         return -1;
@@ -162,7 +138,7 @@ static int bs_selected(const char *list, const char *name)
     return 0;
 }
 
-static void bs_mat_free(struct bs_mat *w)
+void bs_mat_free(struct bs_mat *w)
 {
     free(w->pos);
     free(w->codes);
@@ -174,7 +150,7 @@ static void bs_mat_free(struct bs_mat *w)
 /* A random [M,K] matrix: each weight kept with probability `density`, kept
  * values gaussian, then quantized to 2^bits linear centroids between their
  * min and max (nearest centroid), so every form holds the same numbers. */
-static enum dc_status bs_mat_make(const struct bs_layer *l, uint64_t seed, struct bs_mat *w)
+enum dc_status bs_mat_make(const struct bs_layer *l, uint64_t seed, struct bs_mat *w)
 {
     size_t mk = (size_t)l->m * (size_t)l->k, cap = (size_t)((double)mk * l->density * 1.1) + 1024;
     struct dc_rng rng;
@@ -225,7 +201,7 @@ static enum dc_status bs_mat_make(const struct bs_layer *l, uint64_t seed, struc
 }
 
 /* y_ref[N,M] = x[N,K] A^T in double, from the kept entries only. */
-static void bs_reference(const struct bs_mat *w, int n, const float *x, double *ref)
+void bs_reference(const struct bs_mat *w, int n, const float *x, double *ref)
 {
     memset(ref, 0, sizeof *ref * (size_t)n * (size_t)w->m);
     for (int64_t e = 0; e < w->nnz; e++) {
@@ -236,7 +212,7 @@ static void bs_reference(const struct bs_mat *w, int n, const float *x, double *
     }
 }
 
-static int bs_check(const char *layer, const char *method, int n, int m, const double *ref, const float *got)
+int bs_check(const char *layer, const char *method, int n, int m, const double *ref, const float *got)
 {
     for (size_t i = 0; i < (size_t)n * (size_t)m; i++)
         if (!(fabs(ref[i] - got[i]) <= 1e-4 * (1.0 + fabs(ref[i])))) {
@@ -273,14 +249,6 @@ static enum dc_status bs_dump(const char *dir, const char *name, const struct bs
     return DC_OK;
 }
 
-/* One way of computing y = x A^T: a backend form, or direct OpenBLAS. */
-struct bs_method {
-    const char *name;
-    struct dc_spmat *a; /* NULL: direct OpenBLAS on host memory */
-    const float *dense; /* direct OpenBLAS: A on the host */
-    size_t bytes;
-};
-
 /* Direct OpenBLAS with the same thread count as the backend; the backend
  * leaves OpenBLAS at one thread and threads around it (cpu_gemm.c), so the
  * count goes back to 1 after the call. */
@@ -299,7 +267,7 @@ static void bs_blas(const struct bs_mat *w, const float *a, int n, const float *
 #endif
 }
 
-static enum dc_status bs_call(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int n,
+enum dc_status bs_call(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int n,
                               const float *x, float *y)
 {
     if (!me->a) {
@@ -310,7 +278,7 @@ static enum dc_status bs_call(struct dc_backend *be, const struct bs_mat *w, con
     return be->ops.sync(be);
 }
 
-static int bs_cmp_double(const void *a, const void *b)
+int bs_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -507,9 +475,13 @@ int main(int argc, char **argv)
               tsv);
     char *flush = o.flush ? calloc(BS_FLUSH_BYTES, 1) : NULL;
     printf("# bench_spmat: %s; %s caches; speed-up vs the first method of each cell\n", be->description,
-           o.flush ? "cold" : "hot");
+           o.chain ? "shared (layers in turn)" : o.flush ? "cold" : "hot");
     int ran = 0;
-    for (int i = 0; s == DC_OK && i < BS_NLAYERS; i++)
+    if (o.chain) {
+        s = bs_chain_run(be, &o, tsv);
+        ran = 1;
+    }
+    for (int i = 0; s == DC_OK && !o.chain && i < bs_nlayers; i++)
         if (bs_selected(o.layers, bs_layers[i].name)) {
             ran++;
             s = bs_layer_run(be, &bs_layers[i], &o, flush, tsv);

@@ -2,7 +2,8 @@
 # Layer-wise speed of compressed fc layers (Han et al. 2016, Appendix A,
 # Table 8): bench_spmat (dense OpenBLAS, our dense / csr / codebook forms)
 # against PyTorch dense and sparse CSR (bench/peer_torch_spmat.py) on the same
-# matrices, for each thread count, one program at a time; writes
+# matrices, for each thread count, one program at a time, then ours with the
+# layers of each network in turn (bench_spmat --chain, not with --flush); writes
 # bench/results/sparse_fc_<date>.md (or $OUT).
 #   bench/sparse_fc.sh [--build DIR] [--threads "1 2"] [--batch 1,64] [--seconds 0.3]
 #                      [--layers a,b] [--flush] [--dcm FILE.dcm]... [--data DIR (data/mnist)] [--no-e2e]
@@ -67,6 +68,8 @@ for t in $threads_list; do
       | tee -a "$tmp/log.txt"
     i=$((i + 1))
   done
+  [ -n "$flush" ] || run "$prog" --threads "$t" --chain --batch "$batch" --seconds "$seconds" ${layers:+--layers "$layers"} \
+    --out "$tmp/chain_$t.tsv" | tee -a "$tmp/log.txt"
 done
 # The GPU side: both answer "no GPU" on a machine without one.
 if [ $layer_tables = 1 ]; then
@@ -204,6 +207,33 @@ for t in threads:
                 cells.append(f"{us(gpu.get((l, b, 'codebook')))} / {us(gpu.get((l, b, 'torch-csr')))}")
             print("| " + " | ".join(cells) + " |")
         print()
+chain = {t: rows(f"{tmp}/chain_{t}.tsv") for t in threads}
+if any(chain.values()):
+    print("### Layers in turn (bench_spmat --chain)\n")
+    print("Each network's fc6, fc7, fc8 run one after the other, as a forward pass runs them, and each")
+    print("layer is timed inside that sequence: between two calls of a layer the other two layers'")
+    print("weights go through the same caches (alone, a csr form under the L3's size stays in it).")
+    print("Same matrices and checks as above; median of the passes; codebook vs csr > 1: codebook faster.\n")
+    print("| threads | batch | layer | dense OpenBLAS us | our csr us | our codebook us | bytes csr / codebook "
+          "| csr x | codebook x | codebook vs csr |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for t in threads:
+        c = {(r["layer"], r["batch"], r["method"]): r for r in chain[t]}
+        names = []
+        for r in chain[t]:
+            if r["layer"] not in names:
+                names.append(r["layer"])
+        for b in batches:
+            for l in names:
+                ob, oc, ok = (c.get((l, b, m), {}) for m in ("openblas", "csr", "codebook"))
+                if not ob:
+                    continue
+                f = lambda r: num(r.get("us_per_sample"))
+                ratio = lambda a, bb: f"{a / bb:.2f}x" if a and bb else "-"
+                print(f"| {t} | {b} | {l} | {us(ob['us_per_sample'])} | {us(oc.get('us_per_sample'))} | "
+                      f"{us(ok.get('us_per_sample'))} | {mb(oc.get('bytes'))} / {mb(ok.get('bytes'))} | "
+                      f"{ratio(f(ob), f(oc))} | {ratio(f(ob), f(ok))} | {ratio(f(oc), f(ok))} |")
+    print()
 PY
 {
   cat "$tmp/head.md"

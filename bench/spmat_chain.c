@@ -1,0 +1,218 @@
+/* spmat_chain.c: bench_spmat --chain, the fully connected layers of AlexNet
+ * and of VGG-16 run in turn (fc6, fc7, fc8), as a forward pass runs them,
+ * with each layer's time taken inside the sequence.  A layer timed alone,
+ * call after call, keeps its csr form in the L3 cache when it fits (AlexNet
+ * fc7: 12 MB of a 32 MiB L3), so the codebook form's fewer bytes buy nothing
+ * there; in a forward pass the other layers' weights pass through the same
+ * cache between two calls of it.  Each layer reads a fixed input, the
+ * reference output of the layer before rounded to float, so every form gets
+ * the same numbers and is checked against the same reference before any
+ * timing. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dc/log.h"
+#include "dc/rng.h"
+#include "spmat_bench.h"
+
+#define BS_CHAIN 3 /* fc6, fc7, fc8 */
+#define BS_CHAIN_METHODS 4
+
+static const char *const bs_nets[] = {"alexnet", "vgg16"};
+
+struct bs_chain {
+    const struct bs_layer *l[BS_CHAIN];
+    struct bs_mat w[BS_CHAIN];
+    float *hx[BS_CHAIN], *dx[BS_CHAIN], *dy[BS_CHAIN]; /* input [maxn,K] on the host and the backend, output */
+    double *ref[BS_CHAIN];                             /* [maxn,M] */
+    struct bs_method me[BS_CHAIN][BS_CHAIN_METHODS];
+    int nme;
+};
+
+static void bs_chain_free(struct dc_backend *be, struct bs_chain *c)
+{
+    for (int i = 0; i < BS_CHAIN; i++) {
+        for (int j = 0; j < BS_CHAIN_METHODS; j++)
+            if (c->me[i][j].a)
+                dc_spmat_free(be, c->me[i][j].a);
+        if (c->dx[i])
+            be->ops.release(be, c->dx[i]);
+        if (c->dy[i])
+            be->ops.release(be, c->dy[i]);
+        bs_mat_free(&c->w[i]);
+        free(c->hx[i]);
+        free(c->ref[i]);
+    }
+}
+
+/* The three layers' matrices, inputs, references and forms. */
+static enum dc_status bs_chain_make(struct dc_backend *be, const char *net, const struct bs_opts *o, int maxn,
+                                    struct bs_chain *c)
+{
+    for (int i = 0; i < BS_CHAIN; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-fc%d", net, 6 + i);
+        for (int j = 0; j < bs_nlayers; j++)
+            if (!strcmp(bs_layers[j].name, name))
+                c->l[i] = &bs_layers[j];
+        if (!c->l[i] || (i > 0 && c->l[i]->k != c->l[i - 1]->m))
+            return DC_ERROR(DC_ERR_INTERNAL, "--chain: %s does not follow the layer before", name);
+    }
+    for (int i = 0; i < BS_CHAIN; i++) {
+        const struct bs_layer *l = c->l[i];
+        DC_TRY(bs_mat_make(l, o->seed, &c->w[i])); /* the seed of the layer alone: the same matrix */
+        c->hx[i] = malloc(sizeof(float) * (size_t)maxn * l->k);
+        c->ref[i] = malloc(sizeof(double) * (size_t)maxn * l->m);
+        if (!c->hx[i] || !c->ref[i])
+            return DC_ERROR(DC_ERR_NOMEM, "%s: no memory", l->name);
+        struct dc_rng rng;
+        dc_rng_seed(&rng, o->seed + 1);
+        for (size_t j = 0; j < (size_t)maxn * l->k; j++) {
+            float v = i == 0 ? dc_rng_normal(&rng) : (float)c->ref[i - 1][j];
+            c->hx[i][j] = v != 0.0f ? v : 0.5f; /* never time on zeros */
+        }
+        bs_reference(&c->w[i], maxn, c->hx[i], c->ref[i]);
+        DC_TRY(be->ops.alloc(be, (void **)&c->dx[i], sizeof(float) * (size_t)maxn * l->k));
+        DC_TRY(be->ops.alloc(be, (void **)&c->dy[i], sizeof(float) * (size_t)maxn * l->m));
+        DC_TRY(be->ops.upload(be, c->dx[i], c->hx[i], sizeof(float) * (size_t)maxn * l->k));
+        const struct bs_mat *w = &c->w[i];
+        struct dc_spmat_src vsrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .values = w->values};
+        struct dc_spmat_src csrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .codes = w->codes,
+                                    .codebook = w->codebook, .m = w->ncode};
+        int n = 0;
+#ifdef DC_HAVE_OPENBLAS
+        if (be->kind == DC_DEVICE_CPU)
+            c->me[i][n++] = (struct bs_method){.name = "openblas", .dense = w->dense,
+                                               .bytes = sizeof(float) * (size_t)w->m * w->k};
+#endif
+        const enum dc_spmat_format fmts[3] = {DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
+        for (int f = 0; f < 3; f++, n++) {
+            struct bs_method *m = &c->me[i][n];
+            m->name = dc_spmat_format_name(fmts[f]);
+            DC_TRY(dc_spmat_create(be, fmts[f], fmts[f] == DC_FORMAT_CODEBOOK ? &csrc : &vsrc, maxn, &m->a));
+            m->bytes = dc_spmat_bytes(m->a);
+        }
+        c->nme = n;
+    }
+    return DC_OK;
+}
+
+/* One pass of method j through the three layers at batch n; t[i] += layer i's seconds. */
+static enum dc_status bs_chain_pass(struct dc_backend *be, const struct bs_chain *c, int j, int n, double *t)
+{
+    for (int i = 0; i < BS_CHAIN; i++) {
+        double a = dc_time_now();
+        DC_TRY(bs_call(be, &c->w[i], &c->me[i][j], n, c->dx[i], c->dy[i]));
+        t[i] = dc_time_now() - a;
+    }
+    return DC_OK;
+}
+
+static double bs_median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, bs_cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* Check every method on every layer at batch n, then time the passes: the
+ * median of each layer's time and of the whole pass. */
+static enum dc_status bs_chain_batch(struct dc_backend *be, const char *net, const struct bs_chain *c, int n,
+                                     const struct bs_opts *o, FILE *tsv)
+{
+    for (int j = 0; j < c->nme; j++)
+        for (int i = 0; i < BS_CHAIN; i++) {
+            const struct bs_layer *l = c->l[i];
+            float *hy = malloc(sizeof(float) * (size_t)n * l->m);
+            enum dc_status s = hy ? be->ops.fill(be, c->dy[i], NAN, (size_t)n * l->m) : DC_ERR_NOMEM;
+            if (s == DC_OK)
+                s = bs_call(be, &c->w[i], &c->me[i][j], n, c->dx[i], c->dy[i]);
+            if (s == DC_OK)
+                s = be->ops.download(be, hy, c->dy[i], sizeof(float) * (size_t)n * l->m);
+            if (s == DC_OK && bs_check(l->name, c->me[i][j].name, n, l->m, c->ref[i], hy))
+                s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name,
+                             c->me[i][j].name);
+            free(hy);
+            DC_TRY(s);
+        }
+    double base[BS_CHAIN + 1] = {0};
+    for (int j = 0; j < c->nme; j++) {
+        double warm[BS_CHAIN], t0 = dc_time_now();
+        DC_TRY(bs_chain_pass(be, c, j, n, warm));
+        DC_TRY(bs_chain_pass(be, c, j, n, warm));
+        double once = fmax((dc_time_now() - t0) / 2.0, 1e-7);
+        int reps = (int)fmin(BS_MAX_REPEAT, fmax(BS_MIN_REPEAT, ceil(o->seconds / once)));
+        double *t = malloc(sizeof *t * (size_t)reps * (BS_CHAIN + 1)), med[BS_CHAIN + 1];
+        if (!t)
+            return DC_ERROR(DC_ERR_NOMEM, "no memory");
+        enum dc_status s = DC_OK;
+        for (int r = 0; s == DC_OK && r < reps; r++) {
+            double *tr = t + (size_t)r * (BS_CHAIN + 1);
+            s = bs_chain_pass(be, c, j, n, tr);
+            tr[BS_CHAIN] = tr[0] + tr[1] + tr[2];
+        }
+        for (int i = 0; s == DC_OK && i <= BS_CHAIN; i++) { /* layer i's times, or the whole pass's */
+            double *col = malloc(sizeof *col * (size_t)reps);
+            if (!col) {
+                s = DC_ERROR(DC_ERR_NOMEM, "no memory");
+                break;
+            }
+            for (int r = 0; r < reps; r++)
+                col[r] = t[(size_t)r * (BS_CHAIN + 1) + i];
+            med[i] = bs_median(col, reps);
+            free(col);
+        }
+        free(t);
+        DC_TRY(s);
+        size_t bytes = 0;
+        for (int i = 0; i <= BS_CHAIN; i++) {
+            if (j == 0)
+                base[i] = med[i];
+            char name[32];
+            const struct bs_layer *l = i < BS_CHAIN ? c->l[i] : NULL;
+            size_t b = l ? c->me[i][j].bytes : bytes;
+            bytes += l ? b : 0;
+            snprintf(name, sizeof name, "%s%s", l ? l->name : net, l ? "" : "-fc6..8");
+            printf("%-12s chain        batch %3d %-9s %10.2f us/sample %8.2f GB/s %12zu bytes %6.2fx vs %s  (%d passes)\n",
+                   name, n, c->me[i < BS_CHAIN ? i : 0][j].name, 1e6 * med[i] / n, 1e-9 * (double)b / med[i], b,
+                   base[i] / med[i], c->me[0][0].name, reps);
+            if (tsv)
+                fprintf(tsv, "%s\t%s\t%d\t%d\t%.4f\t%lld\t%d\tchain\t%d\t%s\t%.4f\t%.4f\t%zu\t%.4f\t%d\n", be->name,
+                        name, l ? l->m : 0, l ? l->k : 0, l ? (double)l->density : 0.0,
+                        l ? (long long)c->w[i].nnz : 0LL, l ? l->bits : 0, n, c->me[0][j].name, 1e6 * med[i] / n,
+                        1e-9 * (double)b / med[i], b, base[i] / med[i], o->threads);
+        }
+        fflush(stdout);
+    }
+    return DC_OK;
+}
+
+enum dc_status bs_chain_run(struct dc_backend *be, const struct bs_opts *o, FILE *tsv)
+{
+    int maxn = 1;
+    for (int b = 0; b < o->nbatch; b++)
+        maxn = o->batches[b] > maxn ? o->batches[b] : maxn;
+    for (size_t k = 0; k < sizeof bs_nets / sizeof bs_nets[0]; k++) {
+        if (o->layers) { /* --layers picks networks by any of their layers */
+            int any = 0;
+            for (int i = 0; i < BS_CHAIN; i++) {
+                char name[32];
+                snprintf(name, sizeof name, "%s-fc%d", bs_nets[k], 6 + i);
+                any |= strstr(o->layers, name) != NULL;
+            }
+            if (!any)
+                continue;
+        }
+        struct bs_chain c;
+        memset(&c, 0, sizeof c);
+        enum dc_status s = bs_chain_make(be, bs_nets[k], o, maxn, &c);
+        for (int b = 0; s == DC_OK && b < o->nbatch; b++)
+            s = bs_chain_batch(be, bs_nets[k], &c, o->batches[b], o, tsv);
+        if (s != DC_OK)
+            fprintf(stderr, "bench_spmat: --chain %s: %s (%s)\n", bs_nets[k], dc_error_msg(), dc_error_where());
+        bs_chain_free(be, &c);
+        DC_TRY(s);
+    }
+    return DC_OK;
+}
