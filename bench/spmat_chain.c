@@ -125,7 +125,8 @@ static enum dc_status bs_chain_batch(struct dc_backend *be, const char *net, con
         for (int i = 0; i < BS_CHAIN; i++) {
             const struct bs_layer *l = c->l[i];
             float *hy = malloc(sizeof(float) * (size_t)n * l->m);
-            enum dc_status s = hy ? be->ops.fill(be, c->dy[i], NAN, (size_t)n * l->m) : DC_ERR_NOMEM;
+            enum dc_status s =
+                hy ? be->ops.fill(be, c->dy[i], NAN, (size_t)n * l->m) : DC_ERROR(DC_ERR_NOMEM, "no memory");
             if (s == DC_OK)
                 s = bs_call(be, &c->w[i], &c->me[i][j], n, c->dx[i], c->dy[i]);
             if (s == DC_OK)
