@@ -284,6 +284,12 @@ int bs_cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double bs_median(double *t, int n)
+{
+    qsort(t, (size_t)n, sizeof *t, bs_cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
 /* Warm up, then the median seconds of enough calls for o->seconds (>= 5). */
 static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int n,
                               const float *x, float *y, const struct bs_opts *o, volatile char *flush,
@@ -307,8 +313,7 @@ static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, con
         t[i] = dc_time_now() - a;
     }
     if (s == DC_OK) {
-        qsort(t, (size_t)reps, sizeof *t, bs_cmp_double);
-        *median = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+        *median = bs_median(t, reps);
         *repeat = reps;
     }
     free(t);

@@ -62,6 +62,8 @@ int bs_check(const char *layer, const char *method, int n, int m, const double *
 enum dc_status bs_call(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int n,
                        const float *x, float *y);
 int bs_cmp_double(const void *a, const void *b);
+/* the median of t [n] (reorders t) */
+double bs_median(double *t, int n);
 /* --chain: the fc layers of each network in turn (spmat_chain.c) */
 enum dc_status bs_chain_run(struct dc_backend *be, const struct bs_opts *o, FILE *tsv);
 

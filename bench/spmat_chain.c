@@ -110,12 +110,6 @@ static enum dc_status bs_chain_pass(struct dc_backend *be, const struct bs_chain
     return DC_OK;
 }
 
-static double bs_median(double *t, int n)
-{
-    qsort(t, (size_t)n, sizeof *t, bs_cmp_double);
-    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
-
 /* Check every method on every layer at batch n, then time the passes: the
  * median of each layer's time and of the whole pass. */
 static enum dc_status bs_chain_batch(struct dc_backend *be, const char *net, const struct bs_chain *c, int n,
