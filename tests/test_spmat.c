@@ -89,7 +89,7 @@ static void test_fc_case(struct dc_backend *be, int rows, int cols, double densi
 {
     struct mat m;
     mat_make(&m, rows, cols, density, ncode, empty_row);
-    static const int batches[] = {1, 3, 64, 33};
+    static const int batches[] = {1, 2, 3, 4, 5, 64, 33}; /* each CPU path: vectors one by one, padded tiles */
     const int max_n = 64;
     float *x = malloc(sizeof(float) * max_n * cols), *y = malloc(sizeof(float) * max_n * rows);
     double *ref = malloc(sizeof(double) * max_n * rows), *sum = malloc(sizeof(double) * max_n * rows);
