@@ -89,8 +89,12 @@ static int bs_parse(int argc, char **argv, struct bs_opts *o)
                           .seconds = 0.3, .seed = 2016};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--flush") || !strcmp(a, "--chain")) {
-            *(a[2] == 'f' ? &o->flush : &o->chain) = 1;
+        if (!strcmp(a, "--flush")) {
+            o->flush = 1;
+            continue;
+        }
+        if (!strcmp(a, "--chain")) {
+            o->chain = 1;
             continue;
         }
         if (!v) {
@@ -320,6 +324,30 @@ static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, con
     return s;
 }
 
+/* The methods for w: direct OpenBLAS on the CPU, then the dense, csr and
+ * codebook forms on be; *n counts those made, also when one fails. */
+enum dc_status bs_methods_make(struct dc_backend *be, const struct bs_mat *w, int maxn, struct bs_method *me, int *n)
+{
+    *n = 0;
+#ifdef DC_HAVE_OPENBLAS
+    if (be->kind == DC_DEVICE_CPU)
+        me[(*n)++] = (struct bs_method){.name = "openblas", .dense = w->dense,
+                                        .bytes = sizeof(float) * (size_t)w->m * w->k};
+#endif
+    struct dc_spmat_src vsrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .values = w->values};
+    struct dc_spmat_src csrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .codes = w->codes,
+                                .codebook = w->codebook, .m = w->ncode};
+    const enum dc_spmat_format fmts[3] = {DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
+    for (int f = 0; f < 3; f++) {
+        struct bs_method *m = &me[*n];
+        m->name = dc_spmat_format_name(fmts[f]);
+        DC_TRY(dc_spmat_create(be, fmts[f], fmts[f] == DC_FORMAT_CODEBOOK ? &csrc : &vsrc, maxn, &m->a));
+        m->bytes = dc_spmat_bytes(m->a);
+        (*n)++;
+    }
+    return DC_OK;
+}
+
 /* Everything for one layer: build the forms, check them all, time them all. */
 static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer *l, const struct bs_opts *o,
                                    volatile char *flush, FILE *tsv)
@@ -328,7 +356,7 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
     for (int b = 0; b < o->nbatch; b++)
         maxn = o->batches[b] > maxn ? o->batches[b] : maxn;
     struct bs_mat w;
-    struct bs_method me[4] = {{0}};
+    struct bs_method me[BS_METHODS] = {{0}};
     int nme = 0;
     float *hx = malloc(sizeof *hx * (size_t)maxn * l->k), *hy = malloc(sizeof *hy * (size_t)maxn * l->m);
     double *ref = malloc(sizeof *ref * (size_t)maxn * l->m);
@@ -345,24 +373,10 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
     bs_reference(&w, maxn, hx, ref);
     if (o->dump && (s = bs_dump(o->dump, l->name, &w, maxn, hx, ref)) != DC_OK)
         goto done;
-#ifdef DC_HAVE_OPENBLAS
-    if (be->kind == DC_DEVICE_CPU)
-        me[nme++] = (struct bs_method){.name = "openblas", .dense = w.dense,
-                                       .bytes = sizeof(float) * (size_t)w.m * w.k};
-#endif
-    struct dc_spmat_src vsrc = {.rows = w.m, .cols = w.k, .nnz = w.nnz, .pos = w.pos, .values = w.values};
+    if (s == DC_OK)
+        s = bs_methods_make(be, &w, maxn, me, &nme);
     struct dc_spmat_src csrc = {.rows = w.m, .cols = w.k, .nnz = w.nnz, .pos = w.pos, .codes = w.codes,
-                                .codebook = w.codebook, .m = w.ncode};
-    const enum dc_spmat_format fmts[3] = {DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
-    for (int f = 0; f < 3 && s == DC_OK; f++) {
-        struct bs_method *m = &me[nme];
-        m->name = dc_spmat_format_name(fmts[f]);
-        s = dc_spmat_create(be, fmts[f], fmts[f] == DC_FORMAT_CODEBOOK ? &csrc : &vsrc, maxn, &m->a);
-        if (s == DC_OK) {
-            m->bytes = dc_spmat_bytes(m->a);
-            nme++;
-        }
-    }
+                                .codebook = w.codebook, .m = w.ncode}; /* the plan's own choice, below */
     if (s == DC_OK)
         s = be->ops.alloc(be, (void **)&dx, sizeof(float) * (size_t)maxn * l->k);
     if (s == DC_OK)

@@ -13,6 +13,7 @@
 #define BS_MAX_BATCHES 8
 #define BS_MIN_REPEAT 5
 #define BS_MAX_REPEAT 100000
+#define BS_METHODS 4 /* openblas, dense, csr, codebook */
 #define BS_FLUSH_BYTES ((size_t)64 << 20) /* twice this machine's L3 */
 
 /* One layer of Table 8. */
@@ -61,6 +62,10 @@ void bs_reference(const struct bs_mat *w, int n, const float *x, double *ref);
 int bs_check(const char *layer, const char *method, int n, int m, const double *ref, const float *got);
 enum dc_status bs_call(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int n,
                        const float *x, float *y);
+/* me [BS_METHODS]: direct OpenBLAS (on the CPU), then the dense, csr and
+ * codebook forms of w on be; *n counts those made, also on an error */
+enum dc_status bs_methods_make(struct dc_backend *be, const struct bs_mat *w, int maxn, struct bs_method *me,
+                               int *n);
 int bs_cmp_double(const void *a, const void *b);
 /* the median of t [n] (reorders t) */
 double bs_median(double *t, int n);

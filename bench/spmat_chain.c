@@ -18,7 +18,6 @@
 #include "spmat_bench.h"
 
 #define BS_CHAIN 3 /* fc6, fc7, fc8 */
-#define BS_CHAIN_METHODS 4
 
 static const char *const bs_nets[] = {"alexnet", "vgg16"};
 
@@ -27,14 +26,14 @@ struct bs_chain {
     struct bs_mat w[BS_CHAIN];
     float *hx[BS_CHAIN], *dx[BS_CHAIN], *dy[BS_CHAIN]; /* input [maxn,K] on the host and the backend, output */
     double *ref[BS_CHAIN];                             /* [maxn,M] */
-    struct bs_method me[BS_CHAIN][BS_CHAIN_METHODS];
+    struct bs_method me[BS_CHAIN][BS_METHODS];
     int nme;
 };
 
 static void bs_chain_free(struct dc_backend *be, struct bs_chain *c)
 {
     for (int i = 0; i < BS_CHAIN; i++) {
-        for (int j = 0; j < BS_CHAIN_METHODS; j++)
+        for (int j = 0; j < BS_METHODS; j++)
             if (c->me[i][j].a)
                 dc_spmat_free(be, c->me[i][j].a);
         if (c->dx[i])
@@ -77,24 +76,7 @@ static enum dc_status bs_chain_make(struct dc_backend *be, const char *net, cons
         DC_TRY(be->ops.alloc(be, (void **)&c->dx[i], sizeof(float) * (size_t)maxn * l->k));
         DC_TRY(be->ops.alloc(be, (void **)&c->dy[i], sizeof(float) * (size_t)maxn * l->m));
         DC_TRY(be->ops.upload(be, c->dx[i], c->hx[i], sizeof(float) * (size_t)maxn * l->k));
-        const struct bs_mat *w = &c->w[i];
-        struct dc_spmat_src vsrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .values = w->values};
-        struct dc_spmat_src csrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .codes = w->codes,
-                                    .codebook = w->codebook, .m = w->ncode};
-        int n = 0;
-#ifdef DC_HAVE_OPENBLAS
-        if (be->kind == DC_DEVICE_CPU)
-            c->me[i][n++] = (struct bs_method){.name = "openblas", .dense = w->dense,
-                                               .bytes = sizeof(float) * (size_t)w->m * w->k};
-#endif
-        const enum dc_spmat_format fmts[3] = {DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
-        for (int f = 0; f < 3; f++, n++) {
-            struct bs_method *m = &c->me[i][n];
-            m->name = dc_spmat_format_name(fmts[f]);
-            DC_TRY(dc_spmat_create(be, fmts[f], fmts[f] == DC_FORMAT_CODEBOOK ? &csrc : &vsrc, maxn, &m->a));
-            m->bytes = dc_spmat_bytes(m->a);
-        }
-        c->nme = n;
+        DC_TRY(bs_methods_make(be, &c->w[i], maxn, c->me[i], &c->nme));
     }
     return DC_OK;
 }
