@@ -103,11 +103,14 @@ extern "C" void dc_cuda_conv_plans_free(struct dc_cuda_ctx *ctx)
 }
 
 /* Whether a heuristic entry may run: it is supported, deterministic and,
- * without TF32, plain FP32 FMA math. */
+ * without TF32, plain FP32 FMA math; with TF32 never a math type that lets
+ * cuDNN convert FP32 data down to FP16 (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION). */
 template <typename Perf> static int algo_ok(const Perf &r, int tf32)
 {
     return r.status == CUDNN_STATUS_SUCCESS && r.determinism == CUDNN_DETERMINISTIC &&
-           (tf32 || r.mathType == CUDNN_FMA_MATH);
+           (tf32 ? r.mathType == CUDNN_DEFAULT_MATH || r.mathType == CUDNN_TENSOR_OP_MATH ||
+                       r.mathType == CUDNN_FMA_MATH
+                 : r.mathType == CUDNN_FMA_MATH);
 }
 
 static const char *const dir_name[DC_CUDA_CONV_DIRS] = {"conv_fwd", "conv_bwd_data", "conv_bwd_filter"};

@@ -285,6 +285,7 @@ static enum dc_status km_release_scratch(struct dc_cuda_ctx *ctx)
     void *s = ctx->scratch;
     ctx->scratch = NULL;
     ctx->scratch_bytes = 0;
+    ctx->buffer_gen++; /* a graph holding the old address must not replay (cuda_graph.cu) */
     DC_CUDA_CHECK(cudaFree(s));
     return DC_OK;
 }

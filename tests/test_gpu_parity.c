@@ -5,6 +5,9 @@
  * tolerance per op, and the first mismatch is printed.  The loop runs over
  * enum dc_op with a switch that has no default, so an op added to the table
  * breaks this build until it is tested here.  Exits 77 when no GPU answers.
+ * DC_TEST_SMALL=1 cuts the two large cases (a 9 Mi-element sgd_multi tensor,
+ * k-means over 30,000 values) to sizes compute-sanitizer gets through in
+ * seconds (scripts/gpu-check.sh); every case still runs.
  *
  * Legend: N batch, C channels, H W input size, K output channels/classes,
  * R S kernel size, P Q output size, M clusters. */
@@ -29,6 +32,8 @@ static const struct { float atol, rtol; } tol[DC_OP_COUNT] = {
     [DC_OP_SOFTMAX_XENT] = {1e-6f, 1e-5f},   [DC_OP_SGD_UPDATE] = {1e-7f, 1e-6f},
     [DC_OP_KMEANS_1D] = {1e-7f, 1e-6f},      [DC_OP_CODEBOOK_GRAD] = {1e-5f, 1e-5f},
 };
+
+static int small; /* DC_TEST_SMALL: cut-down sizes, see the file comment */
 
 static void fetch(const struct buf *b, void *host[2])
 {
@@ -518,7 +523,7 @@ static void test_moments(void)
 #define MT 8
 static void test_sgd_multi(void)
 {
-    static const size_t sizes[MT] = {0, 1, 1000, 16384, 16385, 70001, 9u << 20, 3};
+    const size_t sizes[MT] = {0, 1, 1000, 16384, 16385, 70001, small ? 300001u : 9u << 20, 3};
     struct buf w[MT], w2[MT], g[MT], v[MT], v2[MT], mask[MT];
     for (int t = 0; t < MT; t++) {
         size_t n = sizes[t];
@@ -634,8 +639,8 @@ static void test_op(enum dc_op op)
         test_loss(op);
         break;
     case DC_OP_KMEANS_1D:
-        kmeans_case("masked, linear init", 20000, 1, 32, NULL, 30);
-        kmeans_case("dense, 256 clusters", 30000, 0, 256, NULL, 15);
+        kmeans_case("masked, linear init", small ? 4000 : 20000, 1, 32, NULL, 30);
+        kmeans_case("dense, 256 clusters", small ? 4000 : 30000, 0, 256, NULL, 15);
         kmeans_case("duplicate unsorted init", 5000, 0, 8, dup_init, 10);
         kmeans_case("no iterations", 3000, 1, 16, NULL, 0);
         kmeans_case("all masked out", 1000, 2, 4, NULL, 5);
@@ -671,8 +676,9 @@ int main(void)
     if (verdict >= 0)
         return verdict;
     uint64_t seed = pair_seed((uint64_t)time(NULL));
-    printf("test_gpu_parity: %s vs %s, seed %llu (DC_TEST_SEED repeats a run)\n", BE(1)->description,
-           BE(0)->description, (unsigned long long)seed);
+    small = getenv("DC_TEST_SMALL") != NULL;
+    printf("test_gpu_parity: %s vs %s, seed %llu (DC_TEST_SEED repeats a run)%s\n", BE(1)->description,
+           BE(0)->description, (unsigned long long)seed, small ? ", small sizes" : "");
     for (int op = 0; op < DC_OP_COUNT; op++) {
         int before = dc_test_failures;
         test_op((enum dc_op)op);
