@@ -294,33 +294,50 @@ double bs_median(double *t, int n)
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-/* Warm up, then the median seconds of enough calls for o->seconds (>= 5). */
-static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int n,
-                              const float *x, float *y, const struct bs_opts *o, volatile char *flush,
+/* The methods take turns in BS_ROUNDS blocks each, so that a slow spell of
+ * this shared machine falls on all of them alike (one after the other, a cell
+ * moved by up to 30% between runs); each block starts with an untimed call
+ * that brings its own arrays back into the caches the others used. */
+#define BS_ROUNDS 5
+
+/* Warm up each of me [nm], then the median seconds per call of each over
+ * enough calls for o->seconds (>= 5), the methods taking turns. */
+static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, const struct bs_method *me, int nm,
+                              int n, const float *x, float *y, const struct bs_opts *o, volatile char *flush,
                               double *median, int *repeat)
 {
-    double t0 = dc_time_now();
-    DC_TRY(bs_call(be, w, me, n, x, y));
-    DC_TRY(bs_call(be, w, me, n, x, y));
-    double once = fmax((dc_time_now() - t0) / 2.0, 1e-7);
-    int reps = (int)fmin(BS_MAX_REPEAT, fmax(BS_MIN_REPEAT, ceil(o->seconds / once)));
-    double *t = malloc(sizeof *t * (size_t)reps);
-    if (!t)
-        return DC_ERROR(DC_ERR_NOMEM, "no memory");
+    double *t[BS_METHODS + 1] = {0};
+    int done[BS_METHODS + 1] = {0};
     enum dc_status s = DC_OK;
-    for (int i = 0; s == DC_OK && i < reps; i++) {
-        if (flush)
-            for (size_t j = 0; j < BS_FLUSH_BYTES; j += 64)
-                flush[j]++;
-        double a = dc_time_now();
-        s = bs_call(be, w, me, n, x, y);
-        t[i] = dc_time_now() - a;
+    for (int i = 0; s == DC_OK && i < nm; i++) {
+        double t0 = dc_time_now();
+        s = bs_call(be, w, &me[i], n, x, y);
+        if (s == DC_OK)
+            s = bs_call(be, w, &me[i], n, x, y);
+        double once = fmax((dc_time_now() - t0) / 2.0, 1e-7);
+        repeat[i] = (int)fmin(BS_MAX_REPEAT, fmax(BS_MIN_REPEAT, ceil(o->seconds / once)));
+        if (s == DC_OK && !(t[i] = malloc(sizeof *t[i] * (size_t)repeat[i])))
+            s = DC_ERROR(DC_ERR_NOMEM, "no memory");
     }
-    if (s == DC_OK) {
-        *median = bs_median(t, reps);
-        *repeat = reps;
+    for (int r = 0; s == DC_OK && r < BS_ROUNDS; r++)
+        for (int i = 0; s == DC_OK && i < nm; i++) {
+            int upto = (int)((int64_t)repeat[i] * (r + 1) / BS_ROUNDS);
+            if (done[i] < upto)
+                s = bs_call(be, w, &me[i], n, x, y);
+            for (; s == DC_OK && done[i] < upto; done[i]++) {
+                if (flush)
+                    for (size_t j = 0; j < BS_FLUSH_BYTES; j += 64)
+                        flush[j]++;
+                double a = dc_time_now();
+                s = bs_call(be, w, &me[i], n, x, y);
+                t[i][done[i]] = dc_time_now() - a;
+            }
+        }
+    for (int i = 0; i < nm; i++) {
+        if (s == DC_OK)
+            median[i] = bs_median(t[i], repeat[i]);
+        free(t[i]);
     }
-    free(t);
     return s;
 }
 
@@ -356,7 +373,7 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
     for (int b = 0; b < o->nbatch; b++)
         maxn = o->batches[b] > maxn ? o->batches[b] : maxn;
     struct bs_mat w;
-    struct bs_method me[BS_METHODS] = {{0}};
+    struct bs_method me[BS_METHODS + 1] = {{0}}; /* the forms, then the plan's pick */
     int nme = 0;
     float *hx = malloc(sizeof *hx * (size_t)maxn * l->k), *hy = malloc(sizeof *hy * (size_t)maxn * l->m);
     double *ref = malloc(sizeof *ref * (size_t)maxn * l->m);
@@ -394,52 +411,43 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
             if (s == DC_OK && bs_check(l->name, me[i].name, n, l->m, ref, hy))
                 s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, me[i].name);
         }
-        double base = 0.0;
-        for (int i = 0; s == DC_OK && i < nme; i++) {
-            double sec = 0.0;
-            int reps = 0;
-            s = bs_time(be, &w, &me[i], n, dx, dy, o, flush, &sec, &reps);
-            if (s != DC_OK)
-                break;
-            if (i == 0)
-                base = sec;
-            printf("%-12s density %.2f batch %3d %-9s %10.2f us/sample %8.2f GB/s %12zu bytes %6.2fx vs %s  (%d calls)\n",
-                   l->name, (double)l->density, n, me[i].name, 1e6 * sec / n, 1e-9 * (double)me[i].bytes / sec,
-                   me[i].bytes, base / sec, me[0].name, reps);
-            fflush(stdout);
-            if (tsv)
-                fprintf(tsv, "%s\t%s\t%d\t%d\t%.4f\t%lld\t%d\t%s\t%d\t%s\t%.4f\t%.4f\t%zu\t%.4f\t%d\n", be->name,
-                        l->name, l->m, l->k, (double)l->density, (long long)w.nnz, l->bits, o->flush ? "cold" : "hot",
-                        n, me[i].name, 1e6 * sec / n, 1e-9 * (double)me[i].bytes / sec, me[i].bytes, base / sec,
-                        o->threads);
-        }
         /* the inference plan's own choice at this batch (dc_infer_pick, as dcinfer loads a
-         * layer), checked and timed like the forms above: it should match the fastest */
-        struct bs_method pick = {0};
-        double cand[DC_FORMAT_COUNT], sec = 0.0;
-        int reps = 0;
+         * layer), checked and timed with the forms: it should match the fastest */
+        struct bs_method *pick = &me[nme];
+        double cand[DC_FORMAT_COUNT], sec[BS_METHODS + 1];
+        int reps[BS_METHODS + 1];
         char name[32];
+        *pick = (struct bs_method){0};
         if (s == DC_OK)
-            s = dc_infer_pick(be, &csrc, NULL, DC_INFER_AUTO, n, maxn, NULL, NULL, &pick.a, cand);
+            s = dc_infer_pick(be, &csrc, NULL, DC_INFER_AUTO, n, maxn, NULL, NULL, &pick->a, cand);
         if (s == DC_OK) {
-            snprintf(name, sizeof name, "auto:%s", dc_spmat_format_name(pick.a->format));
-            pick.name = name, pick.bytes = dc_spmat_bytes(pick.a);
-            s = bs_call(be, &w, &pick, n, dx, dy);
+            snprintf(name, sizeof name, "auto:%s", dc_spmat_format_name(pick->a->format));
+            pick->name = name, pick->bytes = dc_spmat_bytes(pick->a);
+            s = be->ops.fill(be, dy, NAN, (size_t)n * l->m);
         }
+        if (s == DC_OK)
+            s = bs_call(be, &w, pick, n, dx, dy);
         if (s == DC_OK)
             s = be->ops.download(be, hy, dy, sizeof(float) * (size_t)n * l->m);
-        if (s == DC_OK && bs_check(l->name, pick.name, n, l->m, ref, hy))
-            s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, pick.name);
+        if (s == DC_OK && bs_check(l->name, pick->name, n, l->m, ref, hy))
+            s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, pick->name);
         if (s == DC_OK)
-            s = bs_time(be, &w, &pick, n, dx, dy, o, flush, &sec, &reps);
-        if (s == DC_OK) {
-            printf("%-12s density %.2f batch %3d %-13s %6.2f us/sample %8.2f GB/s %12zu bytes %6.2fx vs %s  (%d calls)\n",
-                   l->name, (double)l->density, n, pick.name, 1e6 * sec / n, 1e-9 * (double)pick.bytes / sec,
-                   pick.bytes, base / sec, me[0].name, reps);
+            s = bs_time(be, &w, me, nme + 1, n, dx, dy, o, flush, sec, reps);
+        for (int i = 0; s == DC_OK && i <= nme; i++) {
+            printf("%-12s density %.2f batch %3d %-13s %10.2f us/sample %8.2f GB/s %12zu bytes %6.2fx vs %s  "
+                   "(%d calls)\n",
+                   l->name, (double)l->density, n, me[i].name, 1e6 * sec[i] / n, 1e-9 * (double)me[i].bytes / sec[i],
+                   me[i].bytes, sec[0] / sec[i], me[0].name, reps[i]);
             fflush(stdout);
+            if (tsv && i < nme)
+                fprintf(tsv, "%s\t%s\t%d\t%d\t%.4f\t%lld\t%d\t%s\t%d\t%s\t%.4f\t%.4f\t%zu\t%.4f\t%d\n", be->name,
+                        l->name, l->m, l->k, (double)l->density, (long long)w.nnz, l->bits, o->flush ? "cold" : "hot",
+                        n, me[i].name, 1e6 * sec[i] / n, 1e-9 * (double)me[i].bytes / sec[i], me[i].bytes,
+                        sec[0] / sec[i], o->threads);
         }
-        if (pick.a)
-            dc_spmat_free(be, pick.a);
+        if (pick->a)
+            dc_spmat_free(be, pick->a);
+        pick->a = NULL;
     }
 done:
     if (s != DC_OK)
