@@ -31,7 +31,7 @@
 #define WMAX 0.1f
 
 
-static const int fc_batches[] = {1, 3, 64};
+static const int fc_batches[] = {1, 2, 3, 5, 64};
 #define FC_MAX_N 64
 
 /* Epilogue variants: none, both scale and shift, shift only (a plain bias). */
