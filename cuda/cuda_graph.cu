@@ -149,6 +149,7 @@ extern "C" enum dc_status dc_cuda_graph_launch(struct dc_backend *be, void *grap
     if (h->buffer_gen != ctx->buffer_gen)
         return DC_OK; /* it would use a freed workspace: the caller records anew */
     DC_CUDA_CHECK(cudaGraphLaunch(h->exec, ctx->stream));
+    ctx->deferred_pending = 1; /* its softmax_xent may record a bad label */
     *ran = 1;
     return DC_OK;
 }

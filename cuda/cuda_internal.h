@@ -77,6 +77,7 @@ struct dc_cuda_ctx {
     int next_victim;
     struct dc_cuda_deferred *deferred; /* device record of a kernel-found argument error */
     unsigned int deferred_seq;         /* last launch id handed out; 0 = no such launch yet */
+    int deferred_pending;              /* such a launch (or a graph) queued since the last check */
     /* Graphs (cuda_graph.cu): buffer_gen counts reallocations of the
      * workspace and scratch, so a graph recorded before one is refused. */
     unsigned int buffer_gen;

@@ -204,6 +204,7 @@ extern "C" enum dc_status dc_cuda_deferred_init(struct dc_cuda_ctx *ctx)
     DC_CUDA_CHECK(cudaMalloc(&ctx->deferred, sizeof *ctx->deferred));
     DC_CUDA_CHECK(cudaMemsetAsync(ctx->deferred, 0, sizeof *ctx->deferred, ctx->stream));
     ctx->deferred_seq = 0;
+    ctx->deferred_pending = 0;
     return DC_OK;
 }
 
@@ -220,18 +221,22 @@ extern "C" unsigned int dc_cuda_defer_seq(struct dc_cuda_ctx *ctx)
 {
     if (++ctx->deferred_seq == 0)
         ctx->deferred_seq = 1;
+    ctx->deferred_pending = 1;
     return ctx->deferred_seq;
 }
 
 /* Waits for the stream; reports (and clears) a recorded error with the
- * message the CPU backend gives for the same input. */
+ * message the CPU backend gives for the same input.  Only when a launch that
+ * can record one was queued since the last check: otherwise every later
+ * download and sync would pay a copy and a second wait. */
 extern "C" enum dc_status dc_cuda_deferred_check(struct dc_cuda_ctx *ctx)
 {
-    if (!ctx->deferred || ctx->deferred_seq == 0)
-        return DC_OK; /* nothing that can record one has run */
+    if (!ctx->deferred || !ctx->deferred_pending)
+        return DC_OK;
     struct dc_cuda_deferred h;
     DC_CUDA_CHECK(cudaMemcpyAsync(&h, ctx->deferred, sizeof h, cudaMemcpyDeviceToHost, ctx->stream));
     DC_CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    ctx->deferred_pending = 0; /* the stream is idle: what ran is in h */
     if (h.seq == 0)
         return DC_OK;
     DC_CUDA_CHECK(cudaMemsetAsync(ctx->deferred, 0, sizeof h, ctx->stream));
