@@ -38,6 +38,9 @@ run 2 set_not_int "$B/dctrain" good.ini --set train.epochs=6x4 --out out_cfg "${
     one_line set_not_int "^dctrain: --set train\.epochs=6x4: .*not an integer"
 run 2 set_no_dot "$B/dctrain" good.ini --set epochs=3 --out out_cfg "${Q[@]}" && one_line set_no_dot "epochs=3"
 run 2 set_no_layer "$B/dctrain" good.ini --set fc9.prune=1 --out out_cfg "${Q[@]}" && one_line set_no_layer "fc9"
+# a value a config file would cut as a comment: refused, so --print-config gives back what runs
+run 2 set_comment "$B/dctrain" good.ini --set "data.dir=dm #2" --print-config &&
+    one_line set_comment "^dctrain: --set data\.dir=dm #2: .*comment"
 [ ! -e out_cfg ] || fail "a config error still created the output folder"
 
 # ---- [base]: a mistake in either file names that file; --print-config shows the merge ----

@@ -49,6 +49,9 @@ const struct dc_ini_entry *dc_ini_find(const struct dc_ini_section *s, const cha
 /* Append an empty section; *index receives its position. */
 enum dc_status dc_ini_add_section(struct dc_ini *ini, const char *name, int line, const char *source,
                                   int *index);
+/* Where a comment starts in a line or value ('#' or ';' at the start or after
+ * whitespace), or NULL: such a value cannot be written to an INI file. */
+const char *dc_ini_comment_start(const char *s);
 /* Set key in s, replacing an existing value (overrides use this). */
 enum dc_status dc_ini_set(struct dc_ini_section *s, const char *key, const char *value, int line,
                           const char *source);

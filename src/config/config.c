@@ -99,6 +99,11 @@ enum dc_status cfg_apply_overrides(struct dc_ini *ini, const char *const *overri
         char *target = trim(buf), *key = trim(dot + 1), *value = trim(eq + 1);
         if (!*target || !*key)
             return DC_ERROR(DC_ERR_CONFIG, "--set %s: expected section.key=value with both names non-empty", ov);
+        if (dc_ini_comment_start(value))
+            return DC_ERROR(DC_ERR_CONFIG,
+                            "--set %s: a value cannot hold '#' or ';' at its start or after a space (a config "
+                            "file reads the rest as a comment, so --print-config could not give it back)",
+                            ov);
         int index = -1;
         DC_TRY(override_target(ini, ov, target, &index));
         DC_TRY(dc_ini_set(&ini->sections[index], key, value, 0, ov));

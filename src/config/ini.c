@@ -47,16 +47,21 @@ static char *trim(char *s)
     return s;
 }
 
-/* Cut a comment: '#' or ';' at the start or after whitespace, so a path such as
- * "data/run#2" keeps its '#'. */
+/* A comment starts with '#' or ';' at the start or after whitespace, so a
+ * path such as "data/run#2" keeps its '#'. */
+const char *dc_ini_comment_start(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if ((*p == '#' || *p == ';') && (p == s || is_space(p[-1])))
+            return p;
+    return NULL;
+}
+
 static void cut_comment(char *s)
 {
-    for (char *p = s; *p; p++) {
-        if ((*p == '#' || *p == ';') && (p == s || is_space(p[-1]))) {
-            *p = '\0';
-            return;
-        }
-    }
+    const char *c = dc_ini_comment_start(s);
+    if (c)
+        s[c - s] = '\0';
 }
 
 static int is_name(const char *s)
