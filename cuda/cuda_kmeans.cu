@@ -244,6 +244,28 @@ static enum dc_status km_layout_plan(size_t n, int m, struct km_layout *L)
     return DC_OK;
 }
 
+/* The CPU reference's message for kept NaNs, which names the first: found on
+ * the host from copies of x and mask (an error path, taken once). */
+static enum dc_status km_first_nan(size_t n, const float *x, const float *mask)
+{
+    float *hx = (float *)malloc(n * sizeof(float)), *hm = mask ? (float *)malloc(n * sizeof(float)) : NULL;
+    if (!hx || (mask && !hm)) {
+        free(hx);
+        free(hm);
+        return DC_ERROR(DC_ERR_ARG, "kmeans_1d: a value to cluster is NaN");
+    }
+    cudaError_t e = cudaMemcpy(hx, x, n * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e == cudaSuccess && mask)
+        e = cudaMemcpy(hm, mask, n * sizeof(float), cudaMemcpyDeviceToHost);
+    size_t i = 0;
+    while (e == cudaSuccess && i < n && !(isnan(hx[i]) && !(hm && hm[i] == 0.0f)))
+        i++;
+    free(hx);
+    free(hm);
+    DC_CUDA_CHECK(e);
+    return DC_ERROR(DC_ERR_ARG, "kmeans_1d: value %zu is NaN", i);
+}
+
 /* Sort the kept values; returns their count after checking values and centroids on the host. */
 static enum dc_status km_sort(struct dc_cuda_ctx *ctx, size_t n, const float *x, const float *mask,
                               const float *centroids, int m, char *s, const struct km_layout *L, int *count)
@@ -261,7 +283,7 @@ static enum dc_status km_sort(struct dc_cuda_ctx *ctx, size_t n, const float *x,
         if (!isfinite(host_c[j]))
             return DC_ERROR(DC_ERR_ARG, "kmeans_1d: initial centroid %d is %g", j, (double)host_c[j]);
     if (host_counts[1] > 0)
-        return DC_ERROR(DC_ERR_ARG, "kmeans_1d: %d of the values to cluster are NaN", host_counts[1]);
+        return km_first_nan(n, x, mask);
     size_t temp_bytes = L->temp_bytes;
     DC_CUDA_CHECK(cub::DeviceRadixSort::SortKeys(s + L->temp, temp_bytes, (const float *)(s + L->keys),
                                                  (float *)(s + L->sorted), (int)n, 0, 32, ctx->stream));

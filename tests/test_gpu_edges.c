@@ -398,6 +398,25 @@ static void test_kmeans(void)
     const float grid[4] = {2.0f, 0.0f, 3.0f, 1.0f};
     kmeans_case("midpoint ties, no iterations", N, x, 4, grid, 0);
     kmeans_case("midpoint ties", N, x, 4, grid, 3);
+    /* NaNs to cluster: the first kept one is named (value 7 is masked out, 1234 is reported) */
+    float *mk = xmalloc(N * sizeof(float));
+    for (int i = 0; i < N; i++)
+        mk[i] = 1.0f;
+    x[7] = NAN, mk[7] = 0.0f;
+    x[1234] = NAN, x[5000] = NAN;
+    struct buf xb = buf_host(x, N), mb = buf_host(mk, N), cent = buf_host(grid, 4), assign = buf_new(NULL, N);
+    enum dc_status st[2];
+    char msg[2][512];
+    for (int s = 0; s < 2; s++) {
+        st[s] = BE(s)->ops.kmeans_1d(BE(s), N, F(xb, s), F(mb, s), F(cent, s), 4, 3, U8(assign, s));
+        snprintf(msg[s], sizeof msg[s], "%s", st[s] == DC_OK ? "" : dc_error_msg());
+    }
+    expect_same_error("kmeans_1d with NaN values", st, msg, &cent);
+    buf_free(&xb);
+    buf_free(&mb);
+    buf_free(&cent);
+    buf_free(&assign);
+    free(mk);
     free(x);
 }
 
