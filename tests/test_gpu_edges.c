@@ -325,6 +325,18 @@ static void expect_same_error(const char *what, enum dc_status st[2], char msg[2
     }
 }
 
+/* CALL (an op on BE(s)) on both backends, then expect_same_error */
+#define EXPECT_SAME_ERROR(what, probe, call)                                                \
+    do {                                                                                    \
+        enum dc_status st_[2];                                                              \
+        char msg_[2][512];                                                                  \
+        for (int s = 0; s < 2; s++) {                                                       \
+            st_[s] = (call);                                                                \
+            snprintf(msg_[s], sizeof msg_[s], "%s", st_[s] == DC_OK ? "" : dc_error_msg()); \
+        }                                                                                   \
+        expect_same_error(what, st_, msg_, probe);                                          \
+    } while (0)
+
 static void test_loss(void)
 {
     loss_case(1, 10);
@@ -344,13 +356,9 @@ static void test_loss(void)
     const float init[2] = {0, 0};
     struct buf logits = buf_rand((size_t)n * k, -2, 2), labels = labels_new(lab, n), dl = buf_nan((size_t)n * k);
     struct buf stats = buf_host(init, 2);
-    enum dc_status st[2];
-    char msg[2][512];
-    for (int s = 0; s < 2; s++) {
-        st[s] = BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f, F(dl, s), F(stats, s));
-        snprintf(msg[s], sizeof msg[s], "%s", st[s] == DC_OK ? "" : dc_error_msg());
-    }
-    expect_same_error("softmax_xent with label 10 of 10 classes", st, msg, &stats);
+    EXPECT_SAME_ERROR("softmax_xent with label 10 of 10 classes", &stats,
+                      BE(s)->ops.softmax_xent(BE(s), n, k, F(logits, s), I32(labels, s), NULL, 1.0f, F(dl, s),
+                                              F(stats, s)));
     struct buf *all[] = {&logits, &labels, &dl, &stats};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         buf_free(all[i]);
@@ -405,13 +413,8 @@ static void test_kmeans(void)
     x[7] = NAN, mk[7] = 0.0f;
     x[1234] = NAN, x[5000] = NAN;
     struct buf xb = buf_host(x, N), mb = buf_host(mk, N), cent = buf_host(grid, 4), assign = buf_new(NULL, N);
-    enum dc_status st[2];
-    char msg[2][512];
-    for (int s = 0; s < 2; s++) {
-        st[s] = BE(s)->ops.kmeans_1d(BE(s), N, F(xb, s), F(mb, s), F(cent, s), 4, 3, U8(assign, s));
-        snprintf(msg[s], sizeof msg[s], "%s", st[s] == DC_OK ? "" : dc_error_msg());
-    }
-    expect_same_error("kmeans_1d with NaN values", st, msg, &cent);
+    EXPECT_SAME_ERROR("kmeans_1d with NaN values", &cent,
+                      BE(s)->ops.kmeans_1d(BE(s), N, F(xb, s), F(mb, s), F(cent, s), 4, 3, U8(assign, s)));
     buf_free(&xb);
     buf_free(&mb);
     buf_free(&cent);
@@ -454,13 +457,8 @@ static void test_codebook_grad(void)
     ha[3001] = 8;   /* reported: the first kept one */
     ha[4000] = 9;
     struct buf assign = buf_new(ha, n2), g = buf_rand(n2, -1, 1), mask = buf_host(hm, n2), out = buf_nan(8);
-    enum dc_status st[2];
-    char msg[2][512];
-    for (int s = 0; s < 2; s++) {
-        st[s] = BE(s)->ops.codebook_grad(BE(s), n2, U8(assign, s), F(g, s), F(mask, s), 8, F(out, s));
-        snprintf(msg[s], sizeof msg[s], "%s", st[s] == DC_OK ? "" : dc_error_msg());
-    }
-    expect_same_error("codebook_grad with assignment 8 of 8 clusters", st, msg, &g);
+    EXPECT_SAME_ERROR("codebook_grad with assignment 8 of 8 clusters", &g,
+                      BE(s)->ops.codebook_grad(BE(s), n2, U8(assign, s), F(g, s), F(mask, s), 8, F(out, s)));
     buf_free(&assign);
     buf_free(&g);
     buf_free(&mask);
