@@ -341,6 +341,14 @@ static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, con
     return s;
 }
 
+/* w as the model file would give it: float values, or (coded) codes and codebook */
+static struct dc_spmat_src bs_mat_src(const struct bs_mat *w, int coded)
+{
+    return coded ? (struct dc_spmat_src){.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .codes = w->codes,
+                                         .codebook = w->codebook, .m = w->ncode}
+                 : (struct dc_spmat_src){.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .values = w->values};
+}
+
 /* The methods for w: direct OpenBLAS on the CPU, then the dense, csr and
  * codebook forms on be; *n counts those made, also when one fails. */
 enum dc_status bs_methods_make(struct dc_backend *be, const struct bs_mat *w, int maxn, struct bs_method *me, int *n)
@@ -351,9 +359,7 @@ enum dc_status bs_methods_make(struct dc_backend *be, const struct bs_mat *w, in
         me[(*n)++] = (struct bs_method){.name = "openblas", .dense = w->dense,
                                         .bytes = sizeof(float) * (size_t)w->m * w->k};
 #endif
-    struct dc_spmat_src vsrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .values = w->values};
-    struct dc_spmat_src csrc = {.rows = w->m, .cols = w->k, .nnz = w->nnz, .pos = w->pos, .codes = w->codes,
-                                .codebook = w->codebook, .m = w->ncode};
+    const struct dc_spmat_src vsrc = bs_mat_src(w, 0), csrc = bs_mat_src(w, 1);
     const enum dc_spmat_format fmts[3] = {DC_FORMAT_DENSE, DC_FORMAT_CSR, DC_FORMAT_CODEBOOK};
     for (int f = 0; f < 3; f++) {
         struct bs_method *m = &me[*n];
@@ -392,8 +398,7 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
         goto done;
     if (s == DC_OK)
         s = bs_methods_make(be, &w, maxn, me, &nme);
-    struct dc_spmat_src csrc = {.rows = w.m, .cols = w.k, .nnz = w.nnz, .pos = w.pos, .codes = w.codes,
-                                .codebook = w.codebook, .m = w.ncode}; /* the plan's own choice, below */
+    const struct dc_spmat_src csrc = bs_mat_src(&w, 1); /* the plan's own choice, below */
     if (s == DC_OK)
         s = be->ops.alloc(be, (void **)&dx, sizeof(float) * (size_t)maxn * l->k);
     if (s == DC_OK)
@@ -402,15 +407,6 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
         s = be->ops.upload(be, dx, hx, sizeof(float) * (size_t)maxn * l->k);
     for (int b = 0; s == DC_OK && b < o->nbatch; b++) {
         int n = o->batches[b]; /* the first n rows of x, and of ref */
-        for (int i = 0; s == DC_OK && i < nme; i++) { /* check every form before any timing */
-            s = be->ops.fill(be, dy, NAN, (size_t)n * l->m);
-            if (s == DC_OK)
-                s = bs_call(be, &w, &me[i], n, dx, dy);
-            if (s == DC_OK)
-                s = be->ops.download(be, hy, dy, sizeof(float) * (size_t)n * l->m);
-            if (s == DC_OK && bs_check(l->name, me[i].name, n, l->m, ref, hy))
-                s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, me[i].name);
-        }
         /* the inference plan's own choice at this batch (dc_infer_pick, as dcinfer loads a
          * layer), checked and timed with the forms: it should match the fastest */
         struct bs_method *pick = &me[nme];
@@ -423,14 +419,16 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
         if (s == DC_OK) {
             snprintf(name, sizeof name, "auto:%s", dc_spmat_format_name(pick->a->format));
             pick->name = name, pick->bytes = dc_spmat_bytes(pick->a);
-            s = be->ops.fill(be, dy, NAN, (size_t)n * l->m);
         }
-        if (s == DC_OK)
-            s = bs_call(be, &w, pick, n, dx, dy);
-        if (s == DC_OK)
-            s = be->ops.download(be, hy, dy, sizeof(float) * (size_t)n * l->m);
-        if (s == DC_OK && bs_check(l->name, pick->name, n, l->m, ref, hy))
-            s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, pick->name);
+        for (int i = 0; s == DC_OK && i <= nme; i++) { /* check every method before any timing */
+            s = be->ops.fill(be, dy, NAN, (size_t)n * l->m);
+            if (s == DC_OK)
+                s = bs_call(be, &w, &me[i], n, dx, dy);
+            if (s == DC_OK)
+                s = be->ops.download(be, hy, dy, sizeof(float) * (size_t)n * l->m);
+            if (s == DC_OK && bs_check(l->name, me[i].name, n, l->m, ref, hy))
+                s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, me[i].name);
+        }
         if (s == DC_OK)
             s = bs_time(be, &w, me, nme + 1, n, dx, dy, o, flush, sec, reps);
         for (int i = 0; s == DC_OK && i <= nme; i++) {
