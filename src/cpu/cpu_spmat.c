@@ -120,8 +120,8 @@ enum dc_status dc_cpu_spmat_fc(struct dc_backend *be, const struct dc_spmat *a, 
      * larger one as one product with B = x^T, padded with zero columns to a
      * multiple of 8 so that every tile is a full vector (the scalar loop for
      * a tail of columns cost more per column than a whole tile of 8: Zen 4,
-     * 1 thread, VGG-16 FC7 at batch 2, csr 910 us per sample against 108 at
-     * batch 8 and 270 at batch 1). */
+     * 1 thread, VGG-16 FC7 at batch 2, csr 856 us per sample against 79 at
+     * batch 8 and 192 at batch 1). */
     if (n <= (a->format == DC_FORMAT_CSR ? DC_CSR_SPMV_MAX_N : DC_CODEBOOK_SPMV_MAX_N)) {
         int64_t work = a->entries + a->rows;
         for (int b = 0; b < n; b++) {
