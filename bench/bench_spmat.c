@@ -341,6 +341,19 @@ static enum dc_status bs_time(struct dc_backend *be, const struct bs_mat *w, con
     return s;
 }
 
+/* y = x A^T through me at batch n (y first all NaN, so every output must be
+ * written), compared with ref; hy [n*M] is host room for the result. */
+enum dc_status bs_verify(struct dc_backend *be, const struct bs_layer *l, const struct bs_mat *w,
+                         const struct bs_method *me, int n, const float *x, float *y, const double *ref, float *hy)
+{
+    DC_TRY(be->ops.fill(be, y, NAN, (size_t)n * l->m));
+    DC_TRY(bs_call(be, w, me, n, x, y));
+    DC_TRY(be->ops.download(be, hy, y, sizeof(float) * (size_t)n * l->m));
+    if (bs_check(l->name, me->name, n, l->m, ref, hy))
+        return DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, me->name);
+    return DC_OK;
+}
+
 /* w as the model file would give it: float values, or (coded) codes and codebook */
 static struct dc_spmat_src bs_mat_src(const struct bs_mat *w, int coded)
 {
@@ -420,15 +433,8 @@ static enum dc_status bs_layer_run(struct dc_backend *be, const struct bs_layer 
             snprintf(name, sizeof name, "auto:%s", dc_spmat_format_name(pick->a->format));
             pick->name = name, pick->bytes = dc_spmat_bytes(pick->a);
         }
-        for (int i = 0; s == DC_OK && i <= nme; i++) { /* check every method before any timing */
-            s = be->ops.fill(be, dy, NAN, (size_t)n * l->m);
-            if (s == DC_OK)
-                s = bs_call(be, &w, &me[i], n, dx, dy);
-            if (s == DC_OK)
-                s = be->ops.download(be, hy, dy, sizeof(float) * (size_t)n * l->m);
-            if (s == DC_OK && bs_check(l->name, me[i].name, n, l->m, ref, hy))
-                s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name, me[i].name);
-        }
+        for (int i = 0; s == DC_OK && i <= nme; i++) /* check every method before any timing */
+            s = bs_verify(be, l, &w, &me[i], n, dx, dy, ref, hy);
         if (s == DC_OK)
             s = bs_time(be, &w, me, nme + 1, n, dx, dy, o, flush, sec, reps);
         for (int i = 0; s == DC_OK && i <= nme; i++) {

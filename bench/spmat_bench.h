@@ -66,6 +66,9 @@ enum dc_status bs_call(struct dc_backend *be, const struct bs_mat *w, const stru
  * codebook forms of w on be; *n counts those made, also on an error */
 enum dc_status bs_methods_make(struct dc_backend *be, const struct bs_mat *w, int maxn, struct bs_method *me,
                                int *n);
+/* y = x A^T through me at batch n against ref; hy [n*M] host room */
+enum dc_status bs_verify(struct dc_backend *be, const struct bs_layer *l, const struct bs_mat *w,
+                         const struct bs_method *me, int n, const float *x, float *y, const double *ref, float *hy);
 int bs_cmp_double(const void *a, const void *b);
 /* the median of t [n] (reorders t) */
 double bs_median(double *t, int n);

@@ -99,17 +99,9 @@ static enum dc_status bs_chain_batch(struct dc_backend *be, const char *net, con
 {
     for (int j = 0; j < c->nme; j++)
         for (int i = 0; i < BS_CHAIN; i++) {
-            const struct bs_layer *l = c->l[i];
-            float *hy = malloc(sizeof(float) * (size_t)n * l->m);
-            enum dc_status s =
-                hy ? be->ops.fill(be, c->dy[i], NAN, (size_t)n * l->m) : DC_ERROR(DC_ERR_NOMEM, "no memory");
-            if (s == DC_OK)
-                s = bs_call(be, &c->w[i], &c->me[i][j], n, c->dx[i], c->dy[i]);
-            if (s == DC_OK)
-                s = be->ops.download(be, hy, c->dy[i], sizeof(float) * (size_t)n * l->m);
-            if (s == DC_OK && bs_check(l->name, c->me[i][j].name, n, l->m, c->ref[i], hy))
-                s = DC_ERROR(DC_ERR_ARG, "%s: %s result differs from the reference (above)", l->name,
-                             c->me[i][j].name);
+            float *hy = malloc(sizeof(float) * (size_t)n * c->l[i]->m);
+            enum dc_status s = hy ? bs_verify(be, c->l[i], &c->w[i], &c->me[i][j], n, c->dx[i], c->dy[i], c->ref[i], hy)
+                                  : DC_ERROR(DC_ERR_NOMEM, "no memory");
             free(hy);
             DC_TRY(s);
         }
