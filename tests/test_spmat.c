@@ -261,12 +261,19 @@ int main(void)
     struct dc_conv_desc d3 = {.n = 1, .c = 2, .h = 11, .w = 10, .k = 7, .r = 3, .s = 3, .stride = 2, .pad = 1};
     struct dc_conv_desc d4 = {.n = 2, .c = 9, .h = 6, .w = 5, .k = 4, .r = 1, .s = 1, .stride = 1, .pad = 0};
     struct dc_conv_desc d5 = {.n = 2, .c = 40, .h = 12, .w = 12, .k = 3, .r = 3, .s = 3, .stride = 1, .pad = 1};
+    /* 2x2 maps (VGG's last stage on CIFAR): 4 columns an image, all of them a padded tail at batch 1 */
+    struct dc_conv_desc d6 = {.n = 1, .c = 20, .h = 2, .w = 2, .k = 9, .r = 3, .s = 3, .stride = 1, .pad = 1};
+    struct dc_conv_desc d7 = {.n = 3, .c = 20, .h = 2, .w = 2, .k = 9, .r = 3, .s = 3, .stride = 1, .pad = 1};
+    struct dc_conv_desc d8 = {.n = 2, .c = 5, .h = 1, .w = 3, .k = 6, .r = 1, .s = 1, .stride = 1, .pad = 0};
     double dens[] = {0.05, 0.4, 1.0};
     for (int i = 0; i < 3; i++) {
         test_conv_case(be, d1, dens[i], 256);
         test_conv_case(be, d2, dens[i], 32);
         test_conv_case(be, d3, dens[i], 8);
         test_conv_case(be, d4, dens[i], 16);
+        test_conv_case(be, d6, dens[i], 32);
+        test_conv_case(be, d7, dens[i], 256);
+        test_conv_case(be, d8, dens[i], 16);
     }
     test_conv_case(be, d5, 0.005, 256); /* 360 columns: fillers inside a conv row */
     test_bytes(be);

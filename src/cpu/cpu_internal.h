@@ -48,6 +48,7 @@ enum dc_cpu_scratch_slot {
     DC_CPU_SCRATCH_COL = 0, DC_CPU_SCRATCH_OUT = 1,
     DC_CPU_SCRATCH_SPMAT_IN = 2, DC_CPU_SCRATCH_SPMAT_OUT = 3, /* transposed operands of spmat_fc */
     DC_CPU_SCRATCH_DW = 4, /* conv_bwd_filter's per-thread partial sums */
+    DC_CPU_SCRATCH_SPMAT_TAIL = 5, /* the last columns of a product, padded to 8 (cpu_spmat.c) */
     DC_CPU_SCRATCH_COUNT
 };
 
@@ -121,10 +122,12 @@ enum dc_status dc_cpu_spmat_conv(struct dc_backend *be, const struct dc_conv_des
                                  const float *x, float *y);
 /* The kernels, over rows [r0, r1) of A:
  *   spmv: y[r] = epilogue(sum_c A[r,c] x[c]) for r in [r0,r1)   (x [K], y [M])
- *   spmm: out[r, 0..ncols) = epilogue(A[r,:] B) with B [K, ncols] and out [M, ncols] row-major */
+ *   spmm: out[r, 0..ncols) = epilogue(A[r,:] B) with B [K, ldb] and out [M, ldo] row-major,
+ *         ncols a multiple of 8 */
 void dc_cpu_spmv_rows(const struct dc_spmat *a, int r0, int r1, const float *x, float *y);
 void dc_cpu_spmv_slices(const struct dc_spmat *a, int s0, int s1, const float *x, float *y);
-void dc_cpu_spmm_rows(const struct dc_spmat *a, int q0, int q1, int ncols, const float *b, float *out);
+void dc_cpu_spmm_rows(const struct dc_spmat *a, int q0, int q1, int ncols, const float *b, int ldb, float *out,
+                      int ldo);
 /* The codebook form in slices of 8 rows (spmat.h), in place; and slices
  * [s0, s1) for part t of nt, balanced by entries. */
 enum dc_status dc_cpu_spmat_slice(struct dc_backend *be, struct dc_spmat *a);

@@ -93,6 +93,33 @@ static void dc_cpu_transpose(struct dc_backend *be, int rows, int cols, const fl
     }
 }
 
+/* out [M, ldo] = A times B [K, ldb], ncols columns: the whole tiles of 8 in
+ * place, the last ncols % 8 columns through a copy padded with zeros to one
+ * tile (a convolution's output plane of 2x2 or 13x13 at batch 1; a scalar
+ * loop over such a tail cost more per column than a whole tile). */
+static enum dc_status dc_cpu_spmm(struct dc_backend *be, const struct dc_spmat *a, int ncols, const float *b,
+                                  int ldb, float *out, int ldo)
+{
+    const int n8 = ncols / 8 * 8, nt = ncols - n8;
+    if (n8 > 0) {
+        int64_t work = a->entries * n8 + a->rows;
+        DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, n8, b, ldb, out, ldo));
+    }
+    if (nt == 0)
+        return DC_OK;
+    float *bt, *ot;
+    DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_SPMAT_TAIL, 8 * ((size_t)a->cols + a->rows), &bt));
+    ot = bt + 8 * (size_t)a->cols;
+    for (int k = 0; k < a->cols; k++)
+        for (int t = 0; t < 8; t++)
+            bt[8 * (size_t)k + t] = t < nt ? b[(size_t)k * ldb + n8 + t] : 0.0f;
+    int64_t work = a->entries * 8 + a->rows;
+    DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, 8, bt, 8, ot, 8));
+    for (int r = 0; r < a->rows; r++)
+        memcpy(out + (size_t)r * ldo + n8, ot + 8 * (size_t)r, sizeof(float) * nt);
+    return DC_OK;
+}
+
 static enum dc_status dc_cpu_spmat_dense_fc(struct dc_backend *be, const struct dc_spmat *a, int n,
                                             const float *x, float *y)
 {
@@ -140,7 +167,7 @@ enum dc_status dc_cpu_spmat_fc(struct dc_backend *be, const struct dc_spmat *a, 
     DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_SPMAT_IN, (size_t)ld * a->cols, &xt));
     DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_SPMAT_OUT, (size_t)ld * a->rows, &yt));
     dc_cpu_transpose(be, n, a->cols, x, a->cols, xt, ld);
-    DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, ld, xt, yt));
+    DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, ld, xt, ld, yt, ld));
     dc_cpu_transpose(be, a->rows, n, yt, ld, y, a->rows);
     return DC_OK;
 }
@@ -159,9 +186,8 @@ enum dc_status dc_cpu_spmat_conv(struct dc_backend *be, const struct dc_conv_des
     }
     const size_t x_img = (size_t)d->c * d->h * d->w, y_img = (size_t)d->k * pq;
     if (d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0) { /* pointwise: each image is B as it is */
-        int64_t work = a->entries * pq + a->rows;
         for (int b = 0; b < d->n; b++)
-            DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, pq, x + b * x_img, y + b * y_img));
+            DC_TRY(dc_cpu_spmm(be, a, pq, x + b * x_img, pq, y + b * y_img, pq));
         return DC_OK;
     }
     /* nb images at once (B [CRS, nb*PQ] up to DC_SPMAT_COL_FLOATS): one
@@ -176,10 +202,9 @@ enum dc_status dc_cpu_spmat_conv(struct dc_backend *be, const struct dc_conv_des
         DC_TRY(dc_cpu_scratch(be, DC_CPU_SCRATCH_SPMAT_OUT, y_img * chunk, &out));
     for (int b0 = 0; b0 < d->n; b0 += chunk) {
         const int nb = d->n - b0 < chunk ? d->n - b0 : chunk, ncols = nb * pq;
-        int64_t work = a->entries * ncols + a->rows;
         dc_cpu_im2col(be, d, x + b0 * x_img, nb, col);
         float *o = nb > 1 ? out : y + b0 * y_img;
-        DC_SPMAT_RANGES(be, a, work, dc_cpu_spmm_rows(a, r0, r1, ncols, col, o));
+        DC_TRY(dc_cpu_spmm(be, a, ncols, col, ncols, o, ncols));
         if (nb == 1)
             continue;
         float *yb = y + b0 * y_img;

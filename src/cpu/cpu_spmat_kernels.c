@@ -14,7 +14,7 @@
  * Batch N (SpMM): each weight is decoded once per tile of 64 right-hand
  * columns, whose accumulators stay in eight vector registers.
  *
- * Legend: M rows, K columns of A; B [K, ncols] and out [M, ncols] row-major. */
+ * Legend: M rows, K columns of A; B [K, ldb] and out [M, ldo] row-major. */
 
 #include <string.h>
 
@@ -270,12 +270,12 @@ typedef float dc_v8 __attribute__((vector_size(32)));
 typedef float dc_v8u __attribute__((vector_size(32), aligned(4), may_alias));
 #define dc_v8_load(p) (*(const dc_v8u *)(const void *)(p))
 
-/* o[0..64) = epilogue(row r, in slot q, of A times columns b[.., 0..64) of B) */
-static void dc_row_tile64(const struct dc_spmat *a, int q, int r, int ncols, const float *b, float *o)
+/* o[0..64) = epilogue(row r, in slot q, of A times columns b[.., 0..64) of B [K, ldb]) */
+static void dc_row_tile64(const struct dc_spmat *a, int q, int r, int ldb, const float *b, float *o)
 {
     dc_v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
     DC_FOR_ROW(a, q, {
-        const float *p = b + (size_t)col * ncols;
+        const float *p = b + (size_t)col * ldb;
         dc_v8 wv = (dc_v8){0} + w;
         s0 += wv * dc_v8_load(p), s1 += wv * dc_v8_load(p + 8);
         s2 += wv * dc_v8_load(p + 16), s3 += wv * dc_v8_load(p + 24);
@@ -289,41 +289,28 @@ static void dc_row_tile64(const struct dc_spmat *a, int q, int r, int ncols, con
 }
 
 /* The same for 8 columns */
-static void dc_row_tile8(const struct dc_spmat *a, int q, int r, int ncols, const float *b, float *o)
+static void dc_row_tile8(const struct dc_spmat *a, int q, int r, int ldb, const float *b, float *o)
 {
     dc_v8 s0 = {0};
-    DC_FOR_ROW(a, q, { s0 += ((dc_v8){0} + w) * dc_v8_load(b + (size_t)col * ncols); });
+    DC_FOR_ROW(a, q, { s0 += ((dc_v8){0} + w) * dc_v8_load(b + (size_t)col * ldb); });
     for (int t = 0; t < 8; t++)
         o[t] = dc_spmat_epilogue(a, r, s0[t]);
 }
 
-/* and for the last nt < 8 columns */
-static void dc_row_tail(const struct dc_spmat *a, int q, int r, int ncols, const float *b, int nt, float *o)
-{
-    float acc[8] = {0};
-    DC_FOR_ROW(a, q, {
-        const float *p = b + (size_t)col * ncols;
-        for (int t = 0; t < nt; t++)
-            acc[t] += w * p[t];
-    });
-    for (int t = 0; t < nt; t++)
-        o[t] = dc_spmat_epilogue(a, r, acc[t]);
-}
-
-/* Row slots [q0, q1): rows in csr and dense, 8 per slice in the sliced codebook form. */
-void dc_cpu_spmm_rows(const struct dc_spmat *a, int q0, int q1, int ncols, const float *b, float *out)
+/* Row slots [q0, q1): rows in csr and dense, 8 per slice in the sliced
+ * codebook form; ncols a multiple of 8 (dc_cpu_spmm pads the rest). */
+void dc_cpu_spmm_rows(const struct dc_spmat *a, int q0, int q1, int ncols, const float *b, int ldb, float *out,
+                      int ldo)
 {
     for (int q = q0; q < q1; q++) {
         int r = a->format == DC_FORMAT_CODEBOOK ? a->perm[q] : q;
         if (r < 0)
             continue;
-        float *o = out + (size_t)r * ncols;
+        float *o = out + (size_t)r * ldo;
         int j = 0;
         for (; j + 64 <= ncols; j += 64)
-            dc_row_tile64(a, q, r, ncols, b + j, o + j);
+            dc_row_tile64(a, q, r, ldb, b + j, o + j);
         for (; j + 8 <= ncols; j += 8)
-            dc_row_tile8(a, q, r, ncols, b + j, o + j);
-        if (j < ncols)
-            dc_row_tail(a, q, r, ncols, b + j, ncols - j, o + j);
+            dc_row_tile8(a, q, r, ldb, b + j, o + j);
     }
 }
