@@ -197,5 +197,19 @@ done
 run 2 "both budgets" dct --out k_both --set compress.target_bytes=9000
 one_line "both budgets" "target_bytes and max_accuracy_drop: choose one budget, bytes or points"
 
-echo "cli_killresume: $(( ${#POINTS[@]} + 20 )) kill points"
+# [prune] final_epochs: the last round retrains 2 epochs, the others 1, so
+# metrics.csv holds one more row, and a run killed after that round must
+# count it when it trims the rows of epochs not yet saved.
+SETS+=(--set compress.max_accuracy_drop=0 --set prune.final_epochs=2)
+mv ref ref_drop
+run 0 "final_epochs reference" dct --out ref || fail "final_epochs: the uninterrupted run failed"
+normalise ref
+[ "$(wc -l <ref/metrics.csv)" = 8 ] || fail "final_epochs: metrics.csv has $(wc -l <ref/metrics.csv) lines, expected 8"
+grep -q '"stage": "prune-1", "round": 1, "epochs": 1,' ref/summary.json || fail "final_epochs: prune-1 did not retrain 1 epoch"
+grep -q '"stage": "prune-2", "round": 2, "epochs": 2,' ref/summary.json || fail "final_epochs: prune-2 did not retrain 2 epochs"
+for p in step:18 epoch:5 step:23 epoch:6; do
+    kill_at "$p"
+done
+
+echo "cli_killresume: $(( ${#POINTS[@]} + 24 )) kill points"
 cli_finish cli_killresume

@@ -63,7 +63,8 @@ static void test_defaults(void)
     CHECK(c.distill_alpha == 0.5f && c.distill_temperature == 4.0f);
     CHECK(!c.has_compress && c.target_bytes == 0 && c.validation == 5000 && c.max_accuracy_drop == 0.0f);
     CHECK(c.prune_method == DC_PRUNE_STD && c.quality_conv == 1.0f && c.quality_fc == 1.0f);
-    CHECK(c.sparsity_conv == 0 && c.sparsity_fc == 0 && c.prune_rounds == 3 && c.retrain_epochs == 2);
+    CHECK(c.sparsity_conv == 0 && c.sparsity_fc == 0 && c.prune_rounds == 3 && c.retrain_epochs == 2 &&
+          c.final_epochs == -1);
     CHECK(c.retrain_lr == 0.001f && c.bits_conv == 8 && c.bits_fc == 5 && c.kmeans_init == DC_INIT_LINEAR);
     CHECK(c.kmeans_iters == 30 && c.finetune_epochs == 1 && c.finetune_lr == 0.001f);
     CHECK(c.index_bits_conv == 8 && c.index_bits_fc == 5 && c.huffman == 1 && c.dense_bits == 32);

@@ -93,6 +93,7 @@ struct dc_config {
     float sparsity_conv, sparsity_fc;  /* sparsity method, 0..1 */
     int prune_rounds;                  /* iterative rounds with rising threshold */
     int retrain_epochs;                /* per round */
+    int final_epochs;                  /* the last round's, -1 = retrain_epochs */
     float retrain_lr;
 
     /* [quantize] */

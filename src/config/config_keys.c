@@ -80,6 +80,8 @@ static const struct cfg_key prune_keys[] = {
     /* at most 60: a job holds 64 stages (train, the rounds, quantize, encode) */
     KINT("rounds", G(prune_rounds), "3", 1, 60),
     KINT("retrain_epochs", G(retrain_epochs), "2", 0, ANY_INT),
+    /* -1: as retrain_epochs; the last round's network is the one quantized */
+    KINT("final_epochs", G(final_epochs), "-1", -1, ANY_INT),
     KFLT("retrain_lr", G(retrain_lr), "0.001", 0, 1, HUGE_VAL, 0),
 };
 

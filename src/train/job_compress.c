@@ -57,7 +57,8 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
                 ps.p[j++].setting = dc_prune_schedule(c, job->net->params[i], st->round, c->prune_rounds);
         acc_pruned = job->stage_figure; /* from the checkpoint */
     }
-    struct dc_phase ph = {.stage = st->name, .epochs = c->retrain_epochs, .lr = c->retrain_lr,
+    const int epochs = dc_job_retrain_epochs(c, st->round);
+    struct dc_phase ph = {.stage = st->name, .epochs = epochs, .lr = c->retrain_lr,
                           .schedule = DC_LR_COSINE, .teacher = teacher};
     struct dc_eval ev = {0};
     DC_TRY(dc_job_phase(job, &ph, start_epoch > 0 ? start_epoch : 0, &ev));
@@ -70,7 +71,7 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
     size_t off = 0, *o = &off;
     DC_REC("{\"stage\": \"%s\", \"round\": %d, \"epochs\": %d, \"seconds\": %.3f, \"kept\": %zu, \"total\": %zu, "
            "\"kept_fraction\": %.6f, \"test_accuracy_pruned\": %.6f, \"test_accuracy\": %.6f, \"test_loss\": %.6f",
-           st->name, st->round, c->retrain_epochs, dc_time_now() - t0, ps.kept, ps.total,
+           st->name, st->round, epochs, dc_time_now() - t0, ps.kept, ps.total,
            (double)ps.kept / (double)(ps.total ? ps.total : 1), acc_pruned, ev.accuracy, ev.loss);
     dc_rec_prune_layers(&ps, rec, len, o);
     if (dc_job_budget_exact(job))

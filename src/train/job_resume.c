@@ -23,7 +23,7 @@ static long dc_rows_before(const struct dc_job *job, int stage_index, int epoch)
     for (int i = 0; i < stage_index && i < job->nstages; i++)
         switch (job->stages[i].kind) {
         case DC_STAGE_TRAIN: rows += c->epochs; break;
-        case DC_STAGE_PRUNE: rows += c->retrain_epochs; break;
+        case DC_STAGE_PRUNE: rows += dc_job_retrain_epochs(c, job->stages[i].round); break;
         case DC_STAGE_QUANTIZE: rows += c->finetune_epochs; break;
         case DC_STAGE_BUDGET:
         case DC_STAGE_ENCODE: break;
