@@ -205,8 +205,10 @@ mv ref ref_drop
 run 0 "final_epochs reference" dct --out ref || fail "final_epochs: the uninterrupted run failed"
 normalise ref
 [ "$(wc -l <ref/metrics.csv)" = 8 ] || fail "final_epochs: metrics.csv has $(wc -l <ref/metrics.csv) lines, expected 8"
-grep -q '"stage": "prune-1", "round": 1, "epochs": 1,' ref/summary.json || fail "final_epochs: prune-1 did not retrain 1 epoch"
-grep -q '"stage": "prune-2", "round": 2, "epochs": 2,' ref/summary.json || fail "final_epochs: prune-2 did not retrain 2 epochs"
+grep -q '"stage": "prune-1", "round": 1, "epochs": 1,' ref/summary.json ||
+    fail "final_epochs: prune-1 did not retrain 1 epoch"
+grep -q '"stage": "prune-2", "round": 2, "epochs": 2,' ref/summary.json ||
+    fail "final_epochs: prune-2 did not retrain 2 epochs"
 for p in step:18 epoch:5 step:23 epoch:6; do
     kill_at "$p"
 done
