@@ -53,19 +53,30 @@ static inline float dc_hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Two indices c[0], c[1] from one 64-bit load, into a general register. */
+static inline uint64_t dc_load_pair(const int32_t *c)
+{
+    uint64_t p;
+    memcpy(&p, c, sizeof p);
+    return p;
+}
+
 /* x[c[0..8)] as a vector from eight scalar loads: on the AMD cores we
  * measured, vgatherdps costs about 1.5 cycles per element (Zen 4: 0.37 ns
  * per weight against 0.23 here), scalar loads and inserts half that.  The
  * indices (never negative) come in pairs from 64-bit loads, split in general
  * registers (a shift, a move): half the loads, and otherwise idle ALUs (Zen
  * 3: 7-12% less time per weight in the codebook kernel; Zen 4, csr: 0.23 ns
- * per weight against 0.27-0.33 with one load per index). */
+ * per weight against 0.27-0.33 with one load per index).  Four loads of a
+ * pair each, not one memcpy of all eight: GCC 12 turned that into two
+ * 16-byte vector loads stored to the stack and read back in halves, a
+ * store-to-load forward that Zen 3 stalls on (csr on AlexNet FC7 at batch 1
+ * took 1.7x as long). */
 static inline __m256 dc_load8_pairs(const float *x, const int32_t *c)
 {
-    uint64_t p[4];
-    memcpy(p, c, sizeof p);
-    __m128 lo = _mm_set_ps(x[p[1] >> 32], x[(uint32_t)p[1]], x[p[0] >> 32], x[(uint32_t)p[0]]);
-    __m128 hi = _mm_set_ps(x[p[3] >> 32], x[(uint32_t)p[3]], x[p[2] >> 32], x[(uint32_t)p[2]]);
+    uint64_t p0 = dc_load_pair(c), p1 = dc_load_pair(c + 2), p2 = dc_load_pair(c + 4), p3 = dc_load_pair(c + 6);
+    __m128 lo = _mm_set_ps(x[p1 >> 32], x[(uint32_t)p1], x[p0 >> 32], x[(uint32_t)p0]);
+    __m128 hi = _mm_set_ps(x[p3 >> 32], x[(uint32_t)p3], x[p2 >> 32], x[(uint32_t)p2]);
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
