@@ -13,7 +13,9 @@
 # form, at the same thread counts and batches; with --e2e-runs N each form runs
 # N times (the forms taking turns, a process each) and the table gives the
 # median latency and the range: on a shared machine one process can land in a
-# slow spell.  --no-layers skips the layer tables (the end-to-end part alone).
+# slow spell.  Beside them each PyTorch peer runs the file's decoded weights as
+# a dense network (dcexport, then bench/peer_torch_e2e.py).  --no-layers skips
+# the layer tables (the end-to-end part alone).
 # Peers: Debian's python3-torch through /usr/bin/python3 and, when it exists,
 # a PyPI torch in .venv-torch/ (either one is enough).
 set -euo pipefail
@@ -85,15 +87,30 @@ elif [ ! -x "$build/dcinfer" ]; then e2e_note="Skipped: $build/dcinfer does not 
 else
   for f in "${dcms[@]}"; do
     [ -f "$f" ] || { e2e_note="$e2e_note Missing model file $f (skipped)."; continue; }
+    m="$(basename "$(dirname "$f")")"
+    # The PyTorch peers run the same file's decoded weights as a dense network.
+    npz="$tmp/$m.npz"
+    [ -x "$build/dcexport" ] && run "$build/dcexport" "$f" "$npz" > "$tmp/e2e.log" 2>&1 \
+      || { e2e_note="$e2e_note No PyTorch row for $f (dcexport: $(tail -1 "$tmp/e2e.log"))."; npz=""; }
     for t in $threads_list; do
       for b in ${batch//,/ }; do
         for r in $(seq 1 "$e2e_runs"); do
           for form in dense csr codebook auto; do
-            j="$tmp/e2e_$(basename "$(dirname "$f")")_${t}_${b}_${form}_$r.json"
+            j="$tmp/e2e_${m}_${t}_${b}_${form}_$r.json"
             run "$build/dcinfer" "$f" --data "$data" --device cpu --batch "$b" --format "$form" --threads "$t" \
                 --json "$j" > "$tmp/e2e.log" 2>&1 \
               || { e2e_note="$e2e_note dcinfer failed on $f ($form, batch $b, $t threads): $(tail -1 "$tmp/e2e.log")."
                    rm -f "$j"; continue 5; }  # one note per model
+          done
+          i=0
+          for p in "${peers[@]}"; do
+            [ -n "$npz" ] || break
+            j="$tmp/e2e_${m}_${t}_${b}_torch${i}_$r.json"
+            run "${p#*:}" "$here/peer_torch_e2e.py" "$npz" --data "$data" --batch "$b" --threads "$t" --json "$j" \
+                > "$tmp/e2e.log" 2>&1 \
+              || { e2e_note="$e2e_note ${p%%:*} failed on $f (batch $b, $t threads): $(tail -1 "$tmp/e2e.log")."
+                   rm -f "$j"; }
+            i=$((i + 1))
           done
         done
       done
@@ -102,34 +119,42 @@ else
 fi
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
+dcm_args=""   # the models timed end to end, as the command line gave them
+if [ $e2e = 1 ] && [ ${#dcms[@]} -gt 0 ]; then
+  for f in "${dcms[@]}"; do dcm_args="$dcm_args --dcm ${f#$root/}"; done
+  [ "$data" = "$root/data/mnist" ] || dcm_args="$dcm_args --data ${data#$root/}"
+fi
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 desc="$(grep -m1 '^# bench_spmat' "$tmp/log.txt" | sed 's/^# bench_spmat: //; s/;.*//' || true)"
 {
-  echo "# Compressed fc layers, layer by layer (Deep Compression Appendix A, Table 8)"
+  if [ $layer_tables = 1 ]; then echo "# Compressed fc layers, layer by layer (Deep Compression Appendix A, Table 8)"
+  else echo "# Compressed models end to end (dcinfer, each form)"; fi
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $cpu, $(nproc) cores, $(grep -m1 MemTotal /proc/meminfo | awk '{printf "%.0f GiB", $2/1048576}') RAM;"
-  echo "  L3 $(lscpu 2>/dev/null | awk -F: '/L3 cache/ {gsub(/^ +/, "", $2); print $2}'); ours: $desc"
+  echo "  L3 $(lscpu 2>/dev/null | awk -F: '/L3 cache/ {gsub(/^ +/, "", $2); print $2}')${desc:+; ours: $desc}"
   echo "- threads: $threads_list (each run alone; ours and torch get the same count)"
   echo "- load average (1/5/15 min) before: $load_before, after: $load_after"
   for p in "${peers[@]}"; do echo "- peer: ${p%%:*} (${p#*:}), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"; done
-  echo "- command: bench/sparse_fc.sh --build ${build#$root/} --threads \"$threads_list\" --batch $batch --seconds $seconds${layers:+ --layers $layers}${flush:+ --flush}$([ "$e2e_runs" = 1 ] || echo " --e2e-runs $e2e_runs")$([ $layer_tables = 1 ] || echo " --no-layers")$([ $e2e = 1 ] || echo " --no-e2e")"
+  echo "- command: bench/sparse_fc.sh --build ${build#$root/} --threads \"$threads_list\" --batch $batch --seconds $seconds${layers:+ --layers $layers}${flush:+ --flush}$([ "$e2e_runs" = 1 ] || echo " --e2e-runs $e2e_runs")$([ $layer_tables = 1 ] || echo " --no-layers")$([ $e2e = 1 ] || echo " --no-e2e")$dcm_args"
   echo "- it ran:"
   echo
   sed 's/^/      /' "$cmds"
   echo
-  echo "Matrices: random [M,K], each weight kept with probability = density, kept values"
-  echo "gaussian, then quantized to 5 bits (32 linear centroids between min and max, nearest"
-  echo "centroid; FC8 too), so every form holds exactly the same matrix. x is gaussian (no"
-  echo "zeros). Every method is checked against a double-precision product before it is timed"
-  echo "(|ref - got| <= 1e-4 (1 + |ref|)), torch against the same reference. A time is the"
-  echo "median of >= 5 calls (about ${seconds} s per cell) after two warm-up calls, on"
-  if [ -n "$flush" ]; then echo "cold caches (a 64 MiB buffer is written before every timed call)."
-  else echo "hot caches: the same matrix every call, so forms smaller than L3 run from cache."; fi
-  echo "us = microseconds per sample (call time / batch). Bytes: the weight arrays"
-  echo "(dense 4MK; csr rowptr + int32 colidx + f32 values; codebook rowptr + 1-byte gaps +"
-  echo "1-byte codes + codebook; torch CSR int64 crow/col + f32 values). x = speed-up over"
-  echo "dense OpenBLAS (cblas_sgemv at batch 1, cblas_sgemm above), same thread count."
+  if [ $layer_tables = 1 ]; then
+    echo "Matrices: random [M,K], each weight kept with probability = density, kept values"
+    echo "gaussian, then quantized to 5 bits (32 linear centroids between min and max, nearest"
+    echo "centroid; FC8 too), so every form holds exactly the same matrix. x is gaussian (no"
+    echo "zeros). Every method is checked against a double-precision product before it is timed"
+    echo "(|ref - got| <= 1e-4 (1 + |ref|)), torch against the same reference. A time is the"
+    echo "median of >= 5 calls (about ${seconds} s per cell) after two warm-up calls, on"
+    if [ -n "$flush" ]; then echo "cold caches (a 64 MiB buffer is written before every timed call)."
+    else echo "hot caches: the same matrix every call, so forms smaller than L3 run from cache."; fi
+    echo "us = microseconds per sample (call time / batch). Bytes: the weight arrays"
+    echo "(dense 4MK; csr rowptr + int32 colidx + f32 values; codebook rowptr + 1-byte gaps +"
+    echo "1-byte codes + codebook; torch CSR int64 crow/col + f32 values). x = speed-up over"
+    echo "dense OpenBLAS (cblas_sgemv at batch 1, cblas_sgemm above), same thread count."
+  fi
   echo
 } > "$tmp/head.md"
 /usr/bin/python3 - "$tmp" "$threads_list" "$batch" "${#peers[@]}" > "$tmp/tables.md" <<'PY'
@@ -248,7 +273,7 @@ PY
     if ! grep -q 'no GPU' "$tmp/cuda_ours.txt"; then echo; echo '```'; grep -v '^#' "$tmp/cuda_ours.txt" "$tmp/cuda_peer.txt"; echo '```'; fi
     echo
   fi
-  echo "## End to end (LeNet-300-100, LeNet-5 through dcinfer)"
+  echo "## End to end (LeNet-300-100, LeNet-5 through dcinfer; PyTorch dense beside)"
   echo
   [ -z "$e2e_note" ] || echo "$e2e_note"
   if ls "$tmp"/e2e_*.json > /dev/null 2>&1; then
@@ -259,6 +284,10 @@ PY
     echo "auto vs best = auto's latency over the fastest one-form latency (under 1.10: within 10%)."
     echo "auto times each weight's forms alone, then whole forwards of plans, at load (load ms: median"
     echo "time to load the plan, timing included); forms chosen: each distinct plan, with its count."
+    echo "torch rows: bench/peer_torch_e2e.py, the file's decoded weights (dcexport to .npz) in a dense"
+    echo "PyTorch network built from the description the file carries, timed the same way (first B"
+    echo "test images, 3 warm-up forwards, median of 50, under torch.inference_mode); its test"
+    echo "accuracy must equal our dense form's, else the row says so; x is its speed over our dense form."
     echo
     /usr/bin/python3 - "$tmp" <<'PY'
 import glob, json, os, statistics, sys
@@ -273,9 +302,19 @@ print("| model | threads | batch | form | test accuracy | latency us | range us 
       "| x vs dense | auto vs best | forms chosen |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 order = ["dense", "csr", "codebook", "auto"]
-for k in sorted(runs, key=lambda k: (k[0], k[1], k[2], order.index(k[3]))):
+rank = lambda f: order.index(f) if f in order else len(order) + int(f[5:])  # torchN after ours
+for k in sorted(runs, key=lambda k: (k[0], k[1], k[2], rank(k[3]))):
     model, t, b, form = k
     v = runs[k]
+    if form.startswith("torch"):
+        d = lat.get((model, t, b, "dense"))
+        ours = runs.get((model, t, b, "dense"))
+        same = ours is None or all(r["test_accuracy"] == ours[0]["test_accuracy"] for r in v)
+        lo, hi = min(r["latency_us"] for r in v), max(r["latency_us"] for r in v)
+        print(f"| {model} | {t} | {b} | {v[0]['peer']} dense | {v[0]['test_accuracy']:.4f}"
+              f"{'' if same else ' (differs from ours!)'} | {lat[k]:.1f} | {lo:.0f}-{hi:.0f} | {b * 1e6 / lat[k]:.0f} | "
+              f"{v[0]['weight_bytes']} | | {d / lat[k] if d else 0:.2f}x | | |")
+        continue
     d = lat.get((model, t, b, "dense"))
     x = f"{d / lat[k]:.2f}x" if d else "-"
     uni = [lat[(model, t, b, f)] for f in order[:3] if (model, t, b, f) in lat]
