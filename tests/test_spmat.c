@@ -265,6 +265,9 @@ int main(void)
     struct dc_conv_desc d6 = {.n = 1, .c = 20, .h = 2, .w = 2, .k = 9, .r = 3, .s = 3, .stride = 1, .pad = 1};
     struct dc_conv_desc d7 = {.n = 3, .c = 20, .h = 2, .w = 2, .k = 9, .r = 3, .s = 3, .stride = 1, .pad = 1};
     struct dc_conv_desc d8 = {.n = 2, .c = 5, .h = 1, .w = 3, .k = 6, .r = 1, .s = 1, .stride = 1, .pad = 0};
+    /* many columns: LeNet-5's conv1 at 3 images (1728 columns, K 25), and K 180 over 338 (a tail of 2) */
+    struct dc_conv_desc d9 = {.n = 3, .c = 1, .h = 28, .w = 28, .k = 5, .r = 5, .s = 5, .stride = 1, .pad = 0};
+    struct dc_conv_desc d10 = {.n = 2, .c = 20, .h = 13, .w = 13, .k = 6, .r = 3, .s = 3, .stride = 1, .pad = 1};
     double dens[] = {0.05, 0.4, 1.0};
     for (int i = 0; i < 3; i++) {
         test_conv_case(be, d1, dens[i], 256);
@@ -274,6 +277,8 @@ int main(void)
         test_conv_case(be, d6, dens[i], 32);
         test_conv_case(be, d7, dens[i], 256);
         test_conv_case(be, d8, dens[i], 16);
+        test_conv_case(be, d9, dens[i], 32);
+        test_conv_case(be, d10, dens[i], 256);
     }
     test_conv_case(be, d5, 0.005, 256); /* 360 columns: fillers inside a conv row */
     test_bytes(be);
