@@ -209,6 +209,7 @@ static void test_bytes(struct dc_backend *be)
                (double)dc_spmat_bytes(csr) / (double)m.src.nnz);
         CHECK(per <= 2.5);
         CHECK(cb->entries >= m.src.nnz);
+        CHECK(cb->pairs != NULL); /* 32 codes, 84k entries: the paired form, its table counted */
     }
     dc_spmat_free(be, cb);
     dc_spmat_free(be, csr);
@@ -256,6 +257,8 @@ int main(void)
     test_fc_case(be, 5, 700, 0.0, 8, -1);       /* all zero */
     test_fc_case(be, 17, 2000, 0.003, 256, -1); /* gaps past 255: fillers in 256-code rows */
     test_fc_case(be, 130, 131, 0.6, 32, 129);   /* odd sizes, last row empty */
+    test_fc_case(be, 200, 500, 0.4, 32, 7);     /* 17..32 codes, 40k entries: the paired form on the CPU */
+    test_fc_case(be, 100, 17000, 0.02, 20, 3);  /* paired, with fillers and an empty row */
     struct dc_conv_desc d1 = {.n = 2, .c = 3, .h = 9, .w = 7, .k = 5, .r = 3, .s = 3, .stride = 1, .pad = 1};
     struct dc_conv_desc d2 = {.n = 3, .c = 4, .h = 8, .w = 8, .k = 6, .r = 5, .s = 5, .stride = 1, .pad = 0};
     struct dc_conv_desc d3 = {.n = 1, .c = 2, .h = 11, .w = 10, .k = 7, .r = 3, .s = 3, .stride = 2, .pad = 1};

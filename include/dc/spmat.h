@@ -28,6 +28,11 @@
  *             past the last column (their weight is zero: read x[min(c, K-1)]).
  *             A batch-1 product then moves 8 rows through vector lanes at
  *             once, with no running sum across lanes.
+ *   codebook, sliced and paired (pairs != NULL; the CPU, for 17..32 codes
+ *             and many entries): as sliced, but the 8 codes of a group are
+ *             stored as 4 uint16 p = code[2i] | code[2i+1] << 5 in the same
+ *             8 bytes, and pairs[p] holds (codebook[p & 31], codebook[p >> 5]):
+ *             one 64-bit load fetches two weights.
  *
  * Epilogue, every format: out[r] = acc[r] * scale[r] + shift[r], each of
  * scale and shift optional (NULL: 1 and 0).  shift carries the layer's bias
@@ -48,6 +53,7 @@ extern "C" {
 enum dc_spmat_format { DC_FORMAT_DENSE = 0, DC_FORMAT_CSR = 1, DC_FORMAT_CODEBOOK = 2, DC_FORMAT_COUNT };
 
 #define DC_SPMAT_FILLER 255 /* codebook form: the gap value of a filler entry */
+#define DC_SPMAT_PAIRS 1024 /* entries of the paired form's table (two 5-bit codes) */
 
 struct dc_spmat {
     enum dc_spmat_format format;
@@ -63,6 +69,7 @@ struct dc_spmat {
     int m;                   /* codebook entries in use (1..256) */
     int slices;              /* codebook, sliced: ceil(M/8); 0 for the row layout */
     int32_t *perm;           /* codebook, sliced: [8*slices] row of each lane, -1 for none */
+    float *pairs;            /* codebook, sliced, paired (CPU, 17..32 codes): [1024][2], or NULL */
     float *scale;            /* [M] or NULL */
     float *shift;            /* [M] or NULL */
     int max_n;               /* most right-hand columns (batch) a product may use */

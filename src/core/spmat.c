@@ -31,8 +31,9 @@ size_t dc_spmat_bytes(const struct dc_spmat *a)
     case DC_FORMAT_DENSE: return 4 * e;
     case DC_FORMAT_CSR: return 4 * rows + 8 * e;
     case DC_FORMAT_CODEBOOK:
-        if (a->slices > 0) /* slice pointers and the lanes' rows */
-            return 4 * ((size_t)a->slices + 1) + 4 * 8 * (size_t)a->slices + 2 * e + 4 * 256;
+        if (a->slices > 0) /* slice pointers and the lanes' rows (and the pair table) */
+            return 4 * ((size_t)a->slices + 1) + 4 * 8 * (size_t)a->slices + 2 * e + 4 * 256 +
+                   (a->pairs ? 8 * DC_SPMAT_PAIRS : 0);
         return 4 * rows + 2 * e + 4 * 256;
     default: return 0;
     }
@@ -221,7 +222,8 @@ void dc_spmat_free(struct dc_backend *be, struct dc_spmat *a)
     if (!a)
         return;
     be->ops.spmat_release(be, a);
-    void *arrays[] = {a->rowptr, a->colidx, a->values, a->gaps, a->codes, a->codebook, a->scale, a->shift, a->perm};
+    void *arrays[] = {a->rowptr,   a->colidx, a->values, a->gaps, a->codes,
+                      a->codebook, a->scale,  a->shift,  a->perm, a->pairs};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         dc_spmat_drop(be, arrays[i]);
     free(a);

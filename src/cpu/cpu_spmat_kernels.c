@@ -29,12 +29,23 @@ static inline float dc_spmat_epilogue(const struct dc_spmat *a, int r, float acc
     return acc;
 }
 
+/* The weight of codebook-form entry j; in the paired form entries 2i and
+ * 2i+1 share a uint16 code pair, and the pair table holds both weights. */
+static inline float dc_cb_weight(const struct dc_spmat *a, int64_t j)
+{
+    if (!a->pairs)
+        return a->codebook[a->codes[j]];
+    uint16_t p;
+    memcpy(&p, a->codes + (j & ~(int64_t)1), sizeof p);
+    return a->pairs[2 * (size_t)p + (size_t)(j & 1)];
+}
+
 /* Increment of the column and weight of one codebook-form entry. */
 static inline int dc_cb_step(const struct dc_spmat *a, int64_t j, float *w)
 {
     unsigned g = a->gaps[j];
     int filler = g == DC_SPMAT_FILLER;
-    *w = filler ? 0.0f : a->codebook[a->codes[j]];
+    *w = filler ? 0.0f : dc_cb_weight(a, j);
     return filler ? DC_SPMAT_FILLER : (int)g + 1;
 }
 
@@ -128,6 +139,18 @@ static inline __attribute__((always_inline)) __m256 dc_cb_lookup(int nreg, const
 #endif
 }
 
+/* The 8 weights of a group of the paired form: four 64-bit loads of two
+ * from the table, indexed by the group's four uint16 code pairs. */
+static inline __m256 dc_cb_pairs8(const float *pairs, const uint8_t *cp)
+{
+    uint64_t v;
+    memcpy(&v, cp, sizeof v);
+    const double *t = (const double *)(const void *)pairs;
+    __m128d lo = _mm_loadh_pd(_mm_load_sd(t + (v & 0xFFFF)), t + ((v >> 16) & 0xFFFF));
+    __m128d hi = _mm_loadh_pd(_mm_load_sd(t + ((v >> 32) & 0xFFFF)), t + (v >> 48));
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_castpd_ps(lo)), _mm_castpd_ps(hi), 1);
+}
+
 /* acc[l] = row perm[8s+l] of A times x, the 8 rows of slice s in the 8
  * lanes.  Chunks of up to DC_CB_CHUNK groups: first the clamped columns and
  * the weights go to buffers, then x is read with scalar loads as in csr
@@ -137,12 +160,13 @@ static inline __attribute__((always_inline)) __m256 dc_cb_lookup(int nreg, const
  * out-of-order window: on Zen 4, 16 groups took 0.33-0.36 ns per weight, 32
  * 0.35-0.37, 64 (our earlier choice, from Zen 3) 0.37-0.40. */
 #define DC_CB_CHUNK 16
+#define DC_CB_PAIRED 5 /* nreg for the paired form: weights from the pair table */
 static inline __attribute__((always_inline)) __m256 dc_cb_slice_dot_n(const struct dc_spmat *a, int s,
                                                                      const float *x, int nreg)
 {
     const float *cb = a->codebook;
     __m256 q[4];
-    for (int i = 0; i < nreg; i++)
+    for (int i = 0; i < nreg && nreg <= 4; i++)
         q[i] = _mm256_loadu_ps(cb + 8 * i); /* the codebook array holds 256 entries */
     const __m256i one = _mm256_set1_epi32(1), filler = _mm256_set1_epi32(DC_SPMAT_FILLER);
     const __m256i kmax = _mm256_set1_epi32(a->cols - 1);
@@ -155,11 +179,13 @@ static inline __attribute__((always_inline)) __m256 dc_cb_slice_dot_n(const stru
         for (int i = 0; i < n; i++) {
             const uint8_t *gp = a->gaps + 8 * (k + i), *cp = a->codes + 8 * (k + i);
             __m256i g = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)gp));
-            __m256i code = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cp));
             __m256i isf = _mm256_cmpeq_epi32(g, filler); /* -1 on fillers: step 255, weight 0 */
             col = _mm256_add_epi32(col, _mm256_add_epi32(_mm256_add_epi32(g, one), isf));
             _mm256_storeu_si256((__m256i *)(cols + 8 * i), _mm256_min_epi32(col, kmax));
-            ws[i] = _mm256_andnot_ps(_mm256_castsi256_ps(isf), dc_cb_lookup(nreg, q, cb, code));
+            __m256 w = nreg == DC_CB_PAIRED
+                           ? dc_cb_pairs8(a->pairs, cp)
+                           : dc_cb_lookup(nreg, q, cb, _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)cp)));
+            ws[i] = _mm256_andnot_ps(_mm256_castsi256_ps(isf), w);
         }
         int i = 0;
         for (; i + 2 <= n; i += 2) {
@@ -175,7 +201,8 @@ static inline __attribute__((always_inline)) __m256 dc_cb_slice_dot_n(const stru
 
 static void dc_cb_slice_dot(const struct dc_spmat *a, int s, const float *x, float *acc)
 {
-    __m256 v = a->m <= 8    ? dc_cb_slice_dot_n(a, s, x, 1)
+    __m256 v = a->pairs     ? dc_cb_slice_dot_n(a, s, x, DC_CB_PAIRED)
+               : a->m <= 8  ? dc_cb_slice_dot_n(a, s, x, 1)
                : a->m <= 16 ? dc_cb_slice_dot_n(a, s, x, 2)
                : a->m <= 32 ? dc_cb_slice_dot_n(a, s, x, 4)
                             : dc_cb_slice_dot_n(a, s, x, 0);
