@@ -306,22 +306,20 @@ rank = lambda f: order.index(f) if f in order else len(order) + int(f[5:])  # to
 for k in sorted(runs, key=lambda k: (k[0], k[1], k[2], rank(k[3]))):
     model, t, b, form = k
     v = runs[k]
-    if form.startswith("torch"):
-        d = lat.get((model, t, b, "dense"))
-        ours = runs.get((model, t, b, "dense"))
-        same = ours is None or all(r["test_accuracy"] == ours[0]["test_accuracy"] for r in v)
-        lo, hi = min(r["latency_us"] for r in v), max(r["latency_us"] for r in v)
-        print(f"| {model} | {t} | {b} | {v[0]['peer']} dense | {v[0]['test_accuracy']:.4f}"
-              f"{'' if same else ' (differs from ours!)'} | {lat[k]:.1f} | {lo:.0f}-{hi:.0f} | {b * 1e6 / lat[k]:.0f} | "
-              f"{v[0]['weight_bytes']} | | {d / lat[k] if d else 0:.2f}x | | |")
-        continue
     d = lat.get((model, t, b, "dense"))
     x = f"{d / lat[k]:.2f}x" if d else "-"
+    lo, hi = min(r["latency_us"] for r in v), max(r["latency_us"] for r in v)
+    if form.startswith("torch"):
+        ours = runs.get((model, t, b, "dense"))
+        same = ours is None or all(r["test_accuracy"] == ours[0]["test_accuracy"] for r in v)
+        print(f"| {model} | {t} | {b} | {v[0]['peer']} dense | {v[0]['test_accuracy']:.4f}"
+              f"{'' if same else ' (differs from ours!)'} | {lat[k]:.1f} | {lo:.0f}-{hi:.0f} | {b * 1e6 / lat[k]:.0f} | "
+              f"{v[0]['weight_bytes']} | | {x} | | |")
+        continue
     uni = [lat[(model, t, b, f)] for f in order[:3] if (model, t, b, f) in lat]
     vs = f"{lat[k] / min(uni):.2f}" if form == "auto" and uni else ""
     plans = Counter(" ".join(f"{w['name'].split('.')[0]}:{w['format']}" for w in r["weights"]) for r in v)
     chosen = "; ".join(f"{p} (x{c})" if len(v) > 1 else p for p, c in plans.most_common())
-    lo, hi = min(r["latency_us"] for r in v), max(r["latency_us"] for r in v)
     print(f"| {model} | {t} | {b} | {form} | {v[0]['test_accuracy']:.4f} | {lat[k]:.1f} | {lo:.0f}-{hi:.0f} | "
           f"{b * 1e6 / lat[k]:.0f} | {v[0]['weight_bytes']} | {statistics.median(r.get('load_ms', 0) for r in v):.0f} | "
           f"{x} | {vs} | {chosen} |")

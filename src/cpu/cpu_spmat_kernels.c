@@ -166,7 +166,8 @@ static inline __attribute__((always_inline)) __m256 dc_cb_slice_dot_n(const stru
 {
     const float *cb = a->codebook;
     __m256 q[4];
-    for (int i = 0; i < nreg && nreg <= 4; i++)
+    const int nq = nreg == DC_CB_PAIRED ? 0 : nreg; /* the paired form reads its table instead */
+    for (int i = 0; i < nq; i++)
         q[i] = _mm256_loadu_ps(cb + 8 * i); /* the codebook array holds 256 entries */
     const __m256i one = _mm256_set1_epi32(1), filler = _mm256_set1_epi32(DC_SPMAT_FILLER);
     const __m256i kmax = _mm256_set1_epi32(a->cols - 1);

@@ -71,13 +71,13 @@ enum dc_status dc_job_weights_stage(struct dc_job *job, const struct dc_stage *s
  * setup not done), so the first compression stage saves the network as the
  * teacher; otherwise it is loaded from where that stage saved it. */
 enum dc_status dc_job_teacher(struct dc_job *job, int fresh, struct dc_net **out);
-/* Budget mode ([compress] target_bytes or max_accuracy_drop set). */
 /* Retraining epochs of prune round `round` (1..prune_rounds). */
 static inline int dc_job_retrain_epochs(const struct dc_config *c, int round)
 {
     return round == c->prune_rounds && c->final_epochs >= 0 ? c->final_epochs : c->retrain_epochs;
 }
 
+/* Budget mode ([compress] target_bytes or max_accuracy_drop set). */
 static inline int dc_job_budget_mode(const struct dc_config *c)
 {
     return c->has_compress && (c->target_bytes > 0 || c->max_accuracy_drop > 0.0f);
