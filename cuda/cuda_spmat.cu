@@ -39,7 +39,8 @@ static const float dc_one = 1.0f, dc_zero = 0.0f;
 
 /* ---- kernels ---- */
 
-/* acc * scale[r] + shift[r], rounded separately as the CPU does */
+/* acc * scale[r] + shift[r], rounded separately (the CPU's sparse kernels,
+ * built with -ffp-contract=fast, may fuse the two: parity is to rounding) */
 static __device__ inline float dc_epilogue(float acc, const float *scale, const float *shift, int r)
 {
     if (scale)
@@ -224,7 +225,7 @@ static unsigned dc_cb_grid_y(int64_t tiles)
 static enum dc_status dc_spmat_cb_fc(cudaStream_t stream, const struct dc_spmat *a, int n, const float *x,
                                      float *y)
 {
-    dim3 grid((unsigned)((a->rows + DC_CB_WARPS - 1) / DC_CB_WARPS), dc_cb_grid_y((n + DC_CB_NT - 1) / DC_CB_NT));
+    dim3 grid((unsigned)(((int64_t)a->rows + DC_CB_WARPS - 1) / DC_CB_WARPS), dc_cb_grid_y((n + DC_CB_NT - 1) / DC_CB_NT));
     k_spmat_cb_fc<<<grid, DC_CB_WARPS * 32, 0, stream>>>(a->rows, a->cols, n, a->rowptr, a->gaps, a->codes,
                                                          a->codebook, x, a->scale, a->shift, y);
     DC_CUDA_LAUNCH_CHECK("k_spmat_cb_fc");
@@ -235,7 +236,7 @@ static enum dc_status dc_spmat_cb_rm(cudaStream_t stream, const struct dc_spmat 
                                      const float *b, float *y)
 {
     const int64_t tile = 32 * DC_CB_CT;
-    dim3 grid((unsigned)((a->rows + DC_CB_WARPS - 1) / DC_CB_WARPS), dc_cb_grid_y((ncols + tile - 1) / tile));
+    dim3 grid((unsigned)(((int64_t)a->rows + DC_CB_WARPS - 1) / DC_CB_WARPS), dc_cb_grid_y((ncols + tile - 1) / tile));
     k_spmat_cb_rm<<<grid, DC_CB_WARPS * 32, 0, stream>>>(a->rows, ncols, plane, a->rowptr, a->gaps, a->codes,
                                                          a->codebook, b, a->scale, a->shift, y);
     DC_CUDA_LAUNCH_CHECK("k_spmat_cb_rm");
@@ -256,11 +257,23 @@ static enum dc_status dc_spmat_epilogue(cudaStream_t stream, const struct dc_spm
 /* ---- cuSPARSE ---- */
 
 /* Never empty: a size of 0 would leave the pointer NULL, which some cuSPARSE
- * versions reject as an external buffer. */
-static enum dc_status dc_spmat_workspace(struct dc_cuda_spmat *st, size_t bytes)
+ * versions reject as an external buffer.  A reallocation bumps buffer_gen as
+ * dc_cuda_workspace does: a graph recorded before it holds the old address. */
+static enum dc_status dc_spmat_workspace(struct dc_cuda_ctx *ctx, struct dc_cuda_spmat *st, size_t bytes)
 {
-    return dc_cuda_grow(&st->buf, &st->buf_bytes, bytes < 256 ? 256 : bytes, "cuSPARSE workspace");
+    if (bytes < 256)
+        bytes = 256;
+    if (bytes > st->buf_bytes)
+        ctx->buffer_gen++;
+    return dc_cuda_grow(&st->buf, &st->buf_bytes, bytes, "cuSPARSE workspace");
 }
+
+/* CSR_ALG2, not the default (CSR_ALG1): the cuSPARSE documentation promises
+ * bit-identical results run to run only for CSR_ALG2 (A not transposed),
+ * and our products must repeat exactly (tests/test_gpu_repeat.c).  SpMM
+ * keeps its default: with A not transposed its documentation makes no such
+ * exception. */
+#define DC_SPMV_ALG CUSPARSE_SPMV_CSR_ALG2
 
 /* y [M] = A x [K] */
 static enum dc_status dc_spmat_spmv_run(struct dc_cuda_ctx *ctx, struct dc_cuda_spmat *st,
@@ -268,12 +281,12 @@ static enum dc_status dc_spmat_spmv_run(struct dc_cuda_ctx *ctx, struct dc_cuda_
 {
     size_t need = 0;
     DC_CUSPARSE_CHECK(cusparseSpMV_bufferSize(ctx->sparse, CUSPARSE_OPERATION_NON_TRANSPOSE, &dc_one, st->csr,
-                                              vx, &dc_zero, vy, CUDA_R_32F, CUSPARSE_SPMV_ALG_DEFAULT, &need));
-    DC_TRY(dc_spmat_workspace(st, need));
+                                              vx, &dc_zero, vy, CUDA_R_32F, DC_SPMV_ALG, &need));
+    DC_TRY(dc_spmat_workspace(ctx, st, need));
     if (query_only)
         return DC_OK;
     DC_CUSPARSE_CHECK(cusparseSpMV(ctx->sparse, CUSPARSE_OPERATION_NON_TRANSPOSE, &dc_one, st->csr, vx, &dc_zero,
-                                   vy, CUDA_R_32F, CUSPARSE_SPMV_ALG_DEFAULT, st->buf));
+                                   vy, CUDA_R_32F, DC_SPMV_ALG, st->buf));
     return DC_OK;
 }
 
@@ -320,7 +333,7 @@ static enum dc_status dc_spmat_spmm_run(struct dc_cuda_ctx *ctx, struct dc_cuda_
     DC_CUSPARSE_CHECK(cusparseSpMM_bufferSize(ctx->sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
                                               CUSPARSE_OPERATION_NON_TRANSPOSE, &dc_one, st->csr, mb, &dc_zero, mc,
                                               CUDA_R_32F, CUSPARSE_SPMM_ALG_DEFAULT, &need));
-    DC_TRY(dc_spmat_workspace(st, need));
+    DC_TRY(dc_spmat_workspace(ctx, st, need));
     if (query_only)
         return DC_OK;
     DC_CUSPARSE_CHECK(cusparseSpMM(ctx->sparse, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE,
@@ -402,6 +415,9 @@ extern "C" enum dc_status dc_cuda_spmat_prepare(struct dc_backend *be, struct dc
     dc_cuda_spmat_release(be, a);
     if (a->format < 0 || a->format >= DC_FORMAT_COUNT)
         return DC_ERROR(DC_ERR_ARG, "spmat_prepare: unknown format %d", (int)a->format);
+    if (a->format == DC_FORMAT_CODEBOOK && (a->slices || a->pairs))
+        return DC_ERROR(DC_ERR_ARG, "spmat_prepare: the CUDA kernels read the codebook form's row layout, "
+                        "not the CPU's sliced one");
     if (a->format != DC_FORMAT_CSR)
         return DC_OK; /* dense and codebook kernels read the arrays as they are */
     struct dc_cuda_spmat *st = (struct dc_cuda_spmat *)calloc(1, sizeof *st);
