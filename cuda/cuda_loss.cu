@@ -20,17 +20,21 @@
 
 #define DC_ROWS_PER_BLOCK (DC_CUDA_THREADS / 32)
 
-/* First maximum of row[0..k) across the warp: (value, index), ties to the lower index. */
+/* First maximum of row[0..k) across the warp: (value, index), ties to the
+ * lower index.  NaNs as the CPU's scan (cpu_loss.c) meets them: a NaN first
+ * element wins, later ones never do (a lane must not keep one it met first). */
 static __device__ void warp_argmax(const float *row, int k, float *best_v, int *best_j)
 {
     int lane = threadIdx.x & 31;
     float v = -INFINITY;
     int j = k; /* "none yet": loses every comparison below */
-    for (int t = lane; t < k; t += 32)
-        if (j == k || row[t] > v) {
-            v = row[t];
+    for (int t = lane; t < k; t += 32) {
+        const float r = row[t];
+        if (!isnan(r) && (j == k || r > v)) {
+            v = r;
             j = t;
         }
+    }
     for (int o = 16; o > 0; o >>= 1) {
         float ov = __shfl_xor_sync(0xffffffffu, v, o);
         int oj = __shfl_xor_sync(0xffffffffu, j, o);
@@ -38,6 +42,10 @@ static __device__ void warp_argmax(const float *row, int k, float *best_v, int *
             v = ov;
             j = oj;
         }
+    }
+    if (isnan(row[0]) || j == k) { /* j == k: every element is NaN */
+        v = row[0];
+        j = 0;
     }
     *best_v = v;
     *best_j = j;

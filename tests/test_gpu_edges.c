@@ -337,8 +337,30 @@ static void expect_same_error(const char *what, enum dc_status st[2], char msg[2
         expect_same_error(what, st_, msg_, probe);                                          \
     } while (0)
 
+/* Rows with NaNs, 40 wide so two elements fall in one warp lane: the first
+ * element NaN (it wins, as in the CPU's scan), a NaN before the maximum in
+ * the same lane (skipped), a NaN elsewhere, and a row of NaNs. */
+static void test_argmax_nan(void)
+{
+    enum { N = 4, K = 40 };
+    float h[N * K];
+    for (int i = 0; i < N * K; i++)
+        h[i] = (float)(i % 7) - 3.0f;
+    h[0] = NAN;                                   /* row 0 */
+    h[K + 3] = NAN, h[K + 35] = 9.0f;             /* row 1: lane 3 meets the NaN first */
+    h[2 * K + 20] = NAN, h[2 * K + 6] = 8.0f;     /* row 2 */
+    for (int j = 0; j < K; j++)
+        h[3 * K + j] = NAN;                       /* row 3 */
+    struct buf logits = buf_host(h, N * K), pred = buf_nan(N);
+    BOTH(s, BE(s)->ops.argmax(BE(s), N, K, F(logits, s), I32(pred, s)));
+    cmp_bits("argmax with NaNs", &pred, N * sizeof(int32_t));
+    buf_free(&logits);
+    buf_free(&pred);
+}
+
 static void test_loss(void)
 {
+    test_argmax_nan();
     loss_case(1, 10);
     loss_case(1, 1);
     loss_case(13, 1);
