@@ -12,12 +12,17 @@
 
 #include "dc/status.h"
 
+/* The failed call's error is also CUDA's "last error" until read: read it
+ * here, so the next launch check does not blame an innocent kernel (a
+ * sticky error, a broken context, stays and fails every later call). */
 #define DC_CUDA_CHECK(call)                                                               \
     do {                                                                                  \
         cudaError_t dc_e_ = (call);                                                       \
-        if (dc_e_ != cudaSuccess)                                                         \
+        if (dc_e_ != cudaSuccess) {                                                       \
+            (void)cudaGetLastError();                                                     \
             return DC_ERROR(DC_ERR_DEVICE, "%s failed: %s (%s)", #call,                   \
                             cudaGetErrorString(dc_e_), cudaGetErrorName(dc_e_));          \
+        }                                                                                 \
     } while (0)
 
 #define DC_CUBLAS_CHECK(call)                                                             \
