@@ -273,7 +273,7 @@ PY
     if ! grep -q 'no GPU' "$tmp/cuda_ours.txt"; then echo; echo '```'; grep -v '^#' "$tmp/cuda_ours.txt" "$tmp/cuda_peer.txt"; echo '```'; fi
     echo
   fi
-  echo "## End to end (LeNet-300-100, LeNet-5 through dcinfer; PyTorch dense beside)"
+  echo "## End to end (each --dcm model through dcinfer; PyTorch dense beside)"
   echo
   [ -z "$e2e_note" ] || echo "$e2e_note"
   if ls "$tmp"/e2e_*.json > /dev/null 2>&1; then

@@ -2,10 +2,10 @@
 # One training epoch of LeNet-300-100 and LeNet-5 on MNIST and of the squeezed
 # VGG on CIFAR-10 (its first SQ_LIMIT images, default 6400, with the config's
 # augmentation on both sides; squeezevgg_wide is the wider one, squeezenet11
-# SqueezeNet v1.1's Fire sequence), ours and PyTorch's (Debian python3-torch) on
+# SqueezeNet v1.1's Fire sequence, vgg19 VGG-19 with batch norm), ours and PyTorch's (Debian python3-torch) on
 # the CPU, same model, batch size and thread count, in one run; prints the
 # ratio and writes bench/results/train_cpu_<threads>t_<date>.md (or $OUT).
-#   [MODELS="lenet300 lenet5 squeezevgg squeezevgg_wide squeezenet11"] bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
+#   [MODELS="lenet300 lenet5 squeezevgg squeezevgg_wide squeezenet11 vgg19"] bench/train_cpu.sh [BUILD_DIR] [THREADS] [EPOCHS]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"; root="$(dirname "$here")"
 build="${1:-$root/build}"; threads="${2:-$(nproc)}"; epochs="${3:-2}"
@@ -23,8 +23,8 @@ cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "- machine: $cpu, $(nproc) cores; threads used: $threads; OpenBLAS kernels: ${OPENBLAS_CORETYPE:-as OpenBLAS chose}"
-  echo "- peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)') (Debian python3-torch); LeNets: bench/peer_torch_train.py, data pre-normalised in memory; squeezevgg: bench/peer_torch_squeeze.py on the first $sq_limit CIFAR-10 images, crop + flip + normalise per batch on both sides"
-  echo "- command: bench/train_cpu.sh $build $threads $epochs (best of $epochs epochs each, training steps only)"
+  echo "- peer: PyTorch $("$py" -c 'import torch; print(torch.__version__)') (Debian python3-torch); LeNets: bench/peer_torch_train.py, data pre-normalised in memory; CIFAR-10 models: bench/peer_torch_squeeze.py on the first $sq_limit CIFAR-10 images, crop + flip + normalise per batch on both sides"
+  echo "- command: MODELS=\"$models\" bench/train_cpu.sh $build $threads $epochs (best of $epochs epochs each, training steps only)"
   echo
   echo "| model | batch | ours s/epoch | PyTorch s/epoch | ours img/s | PyTorch img/s | speed ratio (ours/PyTorch) |"
   echo "|---|---|---|---|---|---|---|"
@@ -33,6 +33,7 @@ for m in $models; do
   case "$m" in
     squeezevgg | squeezevgg_wide) cfg="configs/${m}_cifar.ini" ;;
     squeezenet11) cfg="configs/squeezenet11_cifar.ini" ;;
+    vgg19) cfg="configs/vgg19_cifar_train.ini" ;;
     *) cfg="configs/${m}_mnist.ini" ;;
   esac
   batch=$(awk -F= '/^\[train\]/{t=1} /^\[/{if($0!~/train/)t=0} t&&$1~/^ *batch *$/{gsub(/ /,"",$2);print $2}' "$cfg")
