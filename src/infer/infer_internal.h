@@ -25,7 +25,9 @@ enum dc_status dc_infer_candidates(struct dc_backend *be, const struct dc_spmat_
  * cand[i] and its per-layer choice in w[i].format; on return w[i].format and
  * its param's sp are the plan chosen, and plan_us, uniform_us are set.  The
  * forms not chosen stay in cand for the caller to free. */
-enum dc_status dc_infer_race_net(struct dc_infer *inf, struct dc_spmat *(*cand)[DC_FORMAT_COUNT], int batch);
+struct dc_progress;
+enum dc_status dc_infer_race_net(struct dc_infer *inf, struct dc_spmat *(*cand)[DC_FORMAT_COUNT], int batch,
+                                  struct dc_progress *pg);
 /* Remove layer j (a folded batch norm) from the network, its parameters and output buffer. */
 void dc_infer_drop_layer(struct dc_net *net, int j);
 

@@ -121,7 +121,7 @@ static enum dc_status dc_infer_plain(struct dc_backend *be, const struct dc_mode
 }
 
 static enum dc_status dc_infer_fill(struct dc_infer *inf, struct dc_infer_build *b, const struct dc_modelfile *mf,
-                                    const char *path, const struct dc_infer_opts *o)
+                                    const char *path, const struct dc_infer_opts *o, struct dc_progress *pg)
 {
     struct dc_net *net = inf->net;
     int drop[DC_NET_MAX_PARAMS], ndrop = 0;
@@ -138,6 +138,7 @@ static enum dc_status dc_infer_fill(struct dc_infer *inf, struct dc_infer_build 
             if (bn >= 0)
                 drop[ndrop++] = bn;
         }
+        dc_progress_update(pg, (size_t)i + 1, NULL);
     }
     DC_TRY(st);
     for (int k = ndrop - 1; k >= 0; k--) /* owners come in layer order: drop from the back */
@@ -207,10 +208,16 @@ enum dc_status dc_infer_load(const char *path, struct dc_backend *be, const stru
     }
     if (st == DC_OK)
         st = dc_net_create(be, &inf->cfg, mf.in_c, mf.in_h, mf.in_w, mf.classes, opts->max_batch, 0, &inf->net);
+    /* Timing the forms of a large network at a large batch takes tens of
+     * seconds: a progress bar (drawn only once the load lasts) says why. */
+    struct dc_progress pg;
+    dc_progress_begin(&pg, opts->format == DC_INFER_AUTO ? "timing forms" : "building forms", (size_t)mf.nparams + 1);
     if (st == DC_OK)
-        st = dc_infer_fill(inf, b, &mf, path, opts);
+        st = dc_infer_fill(inf, b, &mf, path, opts, &pg);
     if (st == DC_OK && opts->format == DC_INFER_AUTO && b->all && inf->nweights > 0)
-        st = dc_infer_race_net(inf, b->cand, opts->batch);
+        st = dc_infer_race_net(inf, b->cand, opts->batch, &pg);
+    if (pg.t_last > pg.t_start) /* a bar was drawn: finish its line */
+        dc_progress_end(&pg, NULL);
     if (inf->net)
         dc_infer_build_free(inf, b);
     free(b);

@@ -203,6 +203,7 @@ struct dc_race_net {
     struct dc_infer *inf;
     struct dc_spmat *(*cand)[DC_FORMAT_COUNT];
     int n, rounds;
+    struct dc_progress *pg; /* redrawn as forwards go by (a race of plans has no known length) */
 };
 
 typedef int8_t dc_race_plan[DC_NET_MAX_PARAMS];
@@ -217,6 +218,7 @@ static enum dc_status dc_race_forward(const struct dc_race_net *r, const int8_t 
     DC_TRY(dc_net_forward(net, r->n, &(struct dc_pass){0, 0}));
     DC_TRY(net->be->ops.sync(net->be));
     *s = dc_time_now() - t0;
+    dc_progress_update(r->pg, r->pg->done, "racing whole forwards");
     return DC_OK;
 }
 
@@ -293,9 +295,10 @@ static enum dc_status dc_race_setup(struct dc_race_net *r, dc_race_plan first)
     return DC_OK;
 }
 
-enum dc_status dc_infer_race_net(struct dc_infer *inf, struct dc_spmat *(*cand)[DC_FORMAT_COUNT], int batch)
+enum dc_status dc_infer_race_net(struct dc_infer *inf, struct dc_spmat *(*cand)[DC_FORMAT_COUNT], int batch,
+                                  struct dc_progress *pg)
 {
-    struct dc_race_net r = {inf, cand, batch, 1};
+    struct dc_race_net r = {inf, cand, batch, 1, pg};
     double start = dc_time_now();
     /* the seeds: every weight in one form, for each form, and the per-layer choices (distinct ones only) */
     dc_race_plan plans[DC_FORMAT_COUNT + 1], cur;
