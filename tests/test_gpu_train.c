@@ -83,7 +83,7 @@ static void train_case(struct dc_backend *be[2], const char *name, const char *t
 
     for (int step = 0; step < STEPS; step++) {
         double loss[2] = {0, 0}, correct[2] = {0, 0};
-        struct dc_pass pass = {1, seed * 1000 + (uint64_t)step};
+        struct dc_pass pass = {.train = 1, .seed = seed * 1000 + (uint64_t)step};
         for (int s = 0; s < 2; s++) {
             CHECK_OK(dc_net_stats_reset(net[s]));
             CHECK_OK(dc_net_forward(net[s], n, &pass));
@@ -101,7 +101,7 @@ static void train_case(struct dc_backend *be[2], const char *name, const char *t
     }
 
     /* logits of the trained nets, inference mode */
-    struct dc_pass infer = {0, 0};
+    struct dc_pass infer = {.train = 0};
     float *logits[2];
     for (int s = 0; s < 2; s++) {
         logits[s] = malloc((size_t)n * 10 * sizeof(float));

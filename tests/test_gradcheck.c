@@ -174,7 +174,7 @@ static void gc_layer(struct dc_backend *be, const char *what, struct dc_layer *l
     dc_tensor_free(be, &c.dy);
 }
 
-static const struct dc_pass gc_train = {1, 0x5eedull};
+static const struct dc_pass gc_train = {.train = 1, .seed = 0x5eedull};
 
 /* Random input in [-1, 1] with |x| >= 0.1, away from the ReLU kink. */
 static float *gc_input_away_from_zero(size_t n)

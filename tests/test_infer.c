@@ -90,7 +90,7 @@ static void compare(struct dc_backend *be, struct dc_net *dense, struct dc_infer
                     const char *what)
 {
     float ref[NB * 10], got[NB * 10];
-    struct dc_pass pass = {0, 0};
+    struct dc_pass pass = {.train = 0};
     fill_input(be, dense, x, n);
     CHECK_OK(dc_net_forward(dense, n, &pass));
     CHECK_OK(be->ops.download(be, ref, dc_net_output(dense)->data, sizeof(float) * 10 * (size_t)n));

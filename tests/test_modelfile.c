@@ -156,7 +156,7 @@ static void compare_nets(struct dc_backend *be, struct dc_net *a, struct dc_net 
     float in[NB * 144], out_a[NB * 10], out_b[NB * 10];
     for (int i = 0; i < NB * 144; i++)
         in[i] = dc_rng_normal(&rng);
-    struct dc_pass pass = {0, 0};
+    struct dc_pass pass = {.train = 0};
     CHECK_OK(be->ops.upload(be, a->act[0].data, in, sizeof in));
     CHECK_OK(be->ops.upload(be, b->act[0].data, in, sizeof in));
     CHECK_OK(dc_net_forward(a, NB, &pass));

@@ -196,7 +196,7 @@ static float *tn_random(size_t n)
 /* One step on the batch already in act[0] and labels; returns the mean loss. */
 static double tn_step(struct dc_net *net, int n, uint64_t step, float lr)
 {
-    struct dc_pass pass = {1, 1000 + step};
+    struct dc_pass pass = {.train = 1, .seed = 1000 + step};
     double loss = 0, correct = 0;
     CHECK_OK(dc_net_stats_reset(net));
     CHECK_OK(dc_net_forward(net, n, &pass));
@@ -276,7 +276,7 @@ static void test_inference(struct dc_backend *be)
     if (!net)
         return;
     tn_fixed_batch(be, net, 4);
-    struct dc_pass infer = {0, 0}, train = {1, 5};
+    struct dc_pass infer = {.train = 0}, train = {.train = 1, .seed = 5};
     float a[40], b[40], rv0[16], rv1[16];
     struct dc_param *rv = dc_net_find_param(net, "c3.bn.running_var");
     CHECK_OK(dc_tensor_download(be, &rv->w, rv0));
@@ -310,7 +310,7 @@ static void test_dropout(struct dc_backend *be)
     CHECK_OK(dc_tensor_alloc(be, &y, n, c, hw, hw));
     float *xh = tn_random(count), *a = malloc(count * sizeof(float)), *b = malloc(count * sizeof(float));
     CHECK_OK(dc_tensor_upload(be, &x, xh));
-    struct dc_pass train = {1, 77}, infer = {0, 77};
+    struct dc_pass train = {.train = 1, .seed = 77}, infer = {.train = 0, .seed = 77};
     CHECK_OK(l->ops->forward(l, be, &x, &y, &train));
     CHECK_OK(dc_tensor_download(be, &y, a));
     size_t zeros = 0, bad = 0;

@@ -129,7 +129,7 @@ static void test_masks_hold(struct dc_backend *be, struct dc_net *net)
     float *m0 = malloc(n * 4), *m1 = malloc(n * 4), *w0 = malloc(n * 4), *w = malloc(n * 4);
     download(be, p->mask, m0, n);
     download(be, p->w.data, w0, n);
-    struct dc_pass pass = {1, 3};
+    struct dc_pass pass = {.train = 1, .seed = 3};
     for (int s = 0; s < 20; s++) {
         CHECK_OK(dc_net_forward(net, NB, &pass));
         CHECK_OK(dc_net_loss(net, NB));

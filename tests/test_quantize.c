@@ -55,7 +55,7 @@ static void fixture_free(struct fixture *f)
 /* Mean cross-entropy of the fixed batch; with backward, leaves gradients in the params. */
 static double loss(struct dc_net *net, int backward)
 {
-    struct dc_pass pass = {0, 0};
+    struct dc_pass pass = {.train = 0};
     double sum = 0, correct = 0;
     CHECK_OK(dc_net_stats_reset(net));
     CHECK_OK(dc_net_forward(net, NB, &pass));

@@ -95,6 +95,8 @@ struct dc_config {
     int retrain_epochs;                /* per round */
     int final_epochs;                  /* the last round's, -1 = retrain_epochs */
     float retrain_lr;
+    int bn_recal_batches;              /* training batches that re-estimate batch-norm statistics
+                                          after pruning or clustering; 0 = none */
 
     /* [quantize] */
     int has_quantize;

@@ -51,6 +51,9 @@ void dc_param_free(struct dc_backend *be, struct dc_param *p);
 struct dc_pass {
     int train;        /* 1: batch statistics, dropout on */
     uint64_t seed;    /* per-step seed for dropout (the layer mixes in its own index) */
+    float bn_recal;   /* > 0 with train 0: batch norm normalises with the batch's statistics and
+                         folds them into the running ones with this momentum; dropout stays off
+                         (dc_bn_recalibrate) */
 };
 
 struct dc_layer;

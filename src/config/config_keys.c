@@ -83,6 +83,8 @@ static const struct cfg_key prune_keys[] = {
     /* -1: as retrain_epochs; the last round's network is the one quantized */
     KINT("final_epochs", G(final_epochs), "-1", -1, ANY_INT),
     KFLT("retrain_lr", G(retrain_lr), "0.001", 0, 1, HUGE_VAL, 0),
+    /* batches of training images (bn_recal.c); acts only on networks with batch norm */
+    KINT("bn_recalibrate", G(bn_recal_batches), "16", 0, 100000),
 };
 
 static const struct cfg_key quantize_keys[] = {

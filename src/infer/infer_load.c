@@ -248,11 +248,11 @@ enum dc_status dc_infer_forward(struct dc_infer *inf, int n, double *layer_s)
 {
     struct dc_net *net = inf->net;
     if (!layer_s)
-        return dc_net_forward(net, n, &(struct dc_pass){0, 0});
+        return dc_net_forward(net, n, &(struct dc_pass){.train = 0});
     if (n < 1 || n > net->max_batch)
         return DC_ERROR(DC_ERR_ARG, "batch of %d outside 1..%d", n, net->max_batch);
     net->act[0].n = n;
-    struct dc_pass pass = {0, 0};
+    struct dc_pass pass = {.train = 0};
     for (int i = 0; i < net->nlayers; i++) {
         struct dc_layer *l = net->layers[i];
         double t0 = dc_time_now();

@@ -215,7 +215,7 @@ static enum dc_status dc_race_forward(const struct dc_race_net *r, const int8_t 
     for (int i = 0; i < r->inf->nweights; i++)
         r->inf->w[i].param->sp = r->cand[i][plan[i]];
     double t0 = dc_time_now();
-    DC_TRY(dc_net_forward(net, r->n, &(struct dc_pass){0, 0}));
+    DC_TRY(dc_net_forward(net, r->n, &(struct dc_pass){.train = 0}));
     DC_TRY(net->be->ops.sync(net->be));
     *s = dc_time_now() - t0;
     dc_progress_update(r->pg, r->pg->done, "racing whole forwards");

@@ -30,7 +30,9 @@ static enum dc_status dc_bn_forward(struct dc_layer *l, struct dc_backend *be, c
     DC_TRY(dc_layer_check_batch(l, x));
     struct dc_bn_desc d = dc_bn_layer_desc(l, x->n);
     dc_layer_shape_out(l, y, x->n);
-    if (pass && pass->train)
+    if (pass && !pass->train && pass->bn_recal > 0.0f)
+        d.momentum = pass->bn_recal;
+    if (pass && (pass->train || pass->bn_recal > 0.0f))
         return be->ops.bn_fwd_train(be, &d, x->data, bp->gamma->w.data, bp->beta->w.data,
                                     bp->running_mean->w.data, bp->running_var->w.data, y->data,
                                     bp->save_mean.data, bp->save_invstd.data);

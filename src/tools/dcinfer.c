@@ -194,7 +194,7 @@ static enum dc_status dcinfer_verify(struct dc_net *net, const char *path, struc
     int k = net->classes, mb = net->max_batch;
     float *lr = malloc(sizeof(float) * (size_t)mb * k), *lg = malloc(sizeof(float) * (size_t)mb * k);
     enum dc_status st = lr && lg ? DC_OK : DC_ERROR(DC_ERR_NOMEM, "no memory to compare logits");
-    struct dc_pass pass = {0, 0};
+    struct dc_pass pass = {.train = 0};
     *differ = 0, *max_rel = 0.0;
     for (int off = 0; st == DC_OK && off < dd->test_count; off += mb) {
         int n = dd->test_count - off < mb ? dd->test_count - off : mb;

@@ -30,6 +30,12 @@ static void dc_rec_prune_layers(const struct dc_prune_stats *ps, char *rec, size
     DC_REC("]");
 }
 
+/* What the figure right after pruning or clustering was measured with. */
+static const char *dc_recal_note(const struct dc_job *job)
+{
+    return job->cfg.bn_recal_batches > 0 && dc_net_has_bn(job->net) ? " (batch-norm statistics re-estimated)" : "";
+}
+
 enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st, int start_epoch, char *rec,
                                   size_t len)
 {
@@ -42,12 +48,13 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
         DC_TRY(dc_job_budget_refit(job, st->round));
         int r = dc_job_budget_exact(job) ? c->prune_rounds : st->round;
         DC_TRY(dc_prune_round(job->net, c, r, c->prune_rounds, &ps));
+        DC_TRY(dc_bn_recalibrate(job->net, &job->dd, c->bn_recal_batches));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
         acc_pruned = job->stage_figure = ev.accuracy;
         dc_killpoint("pruned");
-        dc_info("%s: kept %zu of %zu weights (%.2f%%), test accuracy right after pruning %.2f%%", st->name,
-                ps.kept, ps.total, 100.0 * (double)ps.kept / (double)ps.total, 100 * ev.accuracy);
+        dc_info("%s: kept %zu of %zu weights (%.2f%%), test accuracy right after pruning %.2f%%%s", st->name,
+                ps.kept, ps.total, 100.0 * (double)ps.kept / (double)ps.total, 100 * ev.accuracy, dc_recal_note(job));
         DC_TRY(dc_job_checkpoint(job, job->stage_index, 0));
     } else {
         DC_TRY(dc_prune_collect(job->net, &ps));
@@ -90,11 +97,13 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
     if (start_epoch < 0) {
         DC_TRY(dc_job_budget_trim(job));
         DC_TRY(dc_quantize_net(net, c));
+        DC_TRY(dc_bn_recalibrate(net, &job->dd, c->bn_recal_batches));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(net, &job->dd, &ev));
         acc_q = job->stage_figure = ev.accuracy;
         dc_killpoint("clustered");
-        dc_info("quantize: test accuracy with shared weights, before fine-tuning %.2f%%", 100 * ev.accuracy);
+        dc_info("quantize: test accuracy with shared weights, before fine-tuning %.2f%%%s", 100 * ev.accuracy,
+                dc_recal_note(job));
         DC_TRY(dc_job_weights_write(job, "clustered"));
         DC_TRY(dc_job_checkpoint(job, job->stage_index, 0));
     } else {
