@@ -6,9 +6,10 @@
  * subset the function promises.  Scaling the convolution's weights by 3 (a
  * convolution feeding batch norm has no bias) must scale the recalibrated
  * mean by 3 and the variance by 9: the statistics follow the weights.  No
- * weight moves, dropout stays off (two runs agree bit for bit), a saved copy
- * of the statistics restores them exactly, and batches = 0 or a network
- * without batch norm change nothing. */
+ * weight moves, dropout stays off (two runs agree bit for bit), augmented
+ * images (crops, flips) give other statistics, again the same from run to
+ * run, a saved copy of the statistics restores them exactly, and batches = 0
+ * or a network without batch norm change nothing. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,7 @@ static void reference_stats(struct dc_backend *be, struct dc_net *net, struct dc
         for (int i = 0; i < BATCH; i++)
             host[i] = (int32_t)((int64_t)(b * BATCH + i) * dd->train_count / total);
         CHECK_OK(be->ops.upload(be, idx, host, sizeof host));
-        CHECK_OK(dc_load_train_batch(net, dd, idx, BATCH));
+        CHECK_OK(dc_load_train_batch(net, dd, idx, BATCH, NULL, 0));
         CHECK_OK(dc_net_forward(net, BATCH, &infer)); /* act[1]: c1's output, before its batch norm */
         CHECK(net->layers[1]->type == DC_LAYER_BN);
         CHECK_OK(dc_tensor_download(be, &net->act[1], y));
@@ -141,6 +142,7 @@ static void check_c1_stats(struct dc_backend *be, struct dc_net *net, const doub
 
 static void test_recalibrate(struct dc_backend *be, struct dc_device_data *dd)
 {
+    struct dc_config cfg = {.seed = 3, .augment = 0, .bn_recal_batches = 0};
     struct dc_net *net = build(be, bn_net);
     if (!net)
         return;
@@ -151,14 +153,15 @@ static void test_recalibrate(struct dc_backend *be, struct dc_device_data *dd)
     size_t ns = stats_copy(be, net, s0), nw = weights_copy(be, net, w0);
     CHECK(ns == 16 && nw < MAXV);
 
-    CHECK_OK(dc_bn_recalibrate(net, dd, 0)); /* off: nothing moves */
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg)); /* off: nothing moves */
     stats_copy(be, net, s1);
     CHECK(memcmp(s0, s1, ns * sizeof(float)) == 0);
 
     struct dc_bn_stats saved;
     CHECK_OK(dc_bn_stats_save(net, &saved));
     const int k = 3;
-    CHECK_OK(dc_bn_recalibrate(net, dd, k));
+    cfg.bn_recal_batches = k;
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
     stats_copy(be, net, s1);
     CHECK(memcmp(s0, s1, ns * sizeof(float)) != 0);
     weights_copy(be, net, w1);
@@ -169,9 +172,19 @@ static void test_recalibrate(struct dc_backend *be, struct dc_device_data *dd)
 
     /* dropout off and a fixed subset: the same statistics again, bit for bit */
     float *s2 = malloc(MAXV * sizeof(float));
-    CHECK_OK(dc_bn_recalibrate(net, dd, k));
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
     stats_copy(be, net, s2);
     CHECK(memcmp(s1, s2, ns * sizeof(float)) == 0);
+
+    /* augmented as training is: other images, other statistics, the same each time */
+    cfg.augment = 1, cfg.crop_pad = 2, cfg.flip = 1;
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
+    stats_copy(be, net, s2);
+    CHECK(memcmp(s1, s2, ns * sizeof(float)) != 0);
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
+    stats_copy(be, net, s1);
+    CHECK(memcmp(s1, s2, ns * sizeof(float)) == 0);
+    cfg.augment = 0;
 
     /* the statistics follow the weights */
     struct dc_param *w = dc_net_find_param(net, "c1.weight");
@@ -182,11 +195,12 @@ static void test_recalibrate(struct dc_backend *be, struct dc_device_data *dd)
     for (size_t i = 0; i < nc1; i++)
         wc[i] *= 3.0f;
     CHECK_OK(dc_tensor_upload(be, &w->w, wc));
-    CHECK_OK(dc_bn_recalibrate(net, dd, k));
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
     check_c1_stats(be, net, mean, var, 3.0);
 
     /* more batches than the set holds whole: every whole batch, no error */
-    CHECK_OK(dc_bn_recalibrate(net, dd, 1000));
+    cfg.bn_recal_batches = 1000;
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
 
     CHECK_OK(dc_bn_stats_restore(net, &saved));
     stats_copy(be, net, s2);
@@ -205,7 +219,8 @@ static void test_no_bn(struct dc_backend *be, struct dc_device_data *dd)
     float *w0 = malloc(16384 * sizeof(float)), *w1 = malloc(16384 * sizeof(float));
     size_t nw = weights_copy(be, net, w0);
     CHECK(nw < 16384);
-    CHECK_OK(dc_bn_recalibrate(net, dd, 4));
+    struct dc_config cfg = {.seed = 3, .bn_recal_batches = 4};
+    CHECK_OK(dc_bn_recalibrate(net, dd, &cfg));
     weights_copy(be, net, w1);
     CHECK(memcmp(w0, w1, nw * sizeof(float)) == 0);
     struct dc_bn_stats saved;

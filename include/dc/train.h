@@ -33,18 +33,21 @@ enum dc_status dc_evaluate(struct dc_net *net, struct dc_device_data *dd, struct
 /* Fill net->act[0] and net->labels with test images off..off+n-1, normalised
  * as the evaluation does (no augmentation). */
 enum dc_status dc_load_test_batch(struct dc_net *net, const struct dc_device_data *dd, int off, int n);
-/* The same with the training images at idx[0..n) (backend memory), no augmentation. */
-enum dc_status dc_load_train_batch(struct dc_net *net, const struct dc_device_data *dd, const int32_t *idx, int n);
+/* The same with the training images at idx[0..n) (backend memory), augmented
+ * as cfg says (cfg NULL: not at all) with the crops and flips of `seed`. */
+enum dc_status dc_load_train_batch(struct dc_net *net, const struct dc_device_data *dd, const int32_t *idx, int n,
+                                   const struct dc_config *cfg, uint64_t seed);
 /* Arg-max predictions for the whole test set into host pred[test_count]. */
 enum dc_status dc_predict(struct dc_net *net, struct dc_device_data *dd, int32_t *pred);
 
 /* Batch-norm recalibration (bn_recal.c): after pruning or clustering, re-estimate
- * every batch norm's running statistics from `batches` batches of training
- * images (a fixed, evenly spaced subset; each batch weighs the same); weights
- * are untouched.  Nothing happens for batches <= 0 or a network without batch
- * norm (dc_net_has_bn). */
+ * every batch norm's running statistics from cfg->bn_recal_batches batches of
+ * training images (a fixed, evenly spaced subset, augmented as training
+ * augments them, with crops and flips fixed by cfg->seed; each batch weighs
+ * the same); weights are untouched.  Nothing happens for 0 batches or a
+ * network without batch norm (dc_net_has_bn). */
 int dc_net_has_bn(const struct dc_net *net);
-enum dc_status dc_bn_recalibrate(struct dc_net *net, const struct dc_device_data *dd, int batches);
+enum dc_status dc_bn_recalibrate(struct dc_net *net, const struct dc_device_data *dd, const struct dc_config *cfg);
 /* A host copy of the running statistics, to undo a recalibration (a scan point). */
 struct dc_bn_stats {
     float *host[DC_NET_MAX_PARAMS]; /* by net->params index; NULL for trained parameters */

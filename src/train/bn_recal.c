@@ -6,12 +6,16 @@
  * test accuracy right after pruning, yet trained at 82% from its first 50
  * steps.  A sensitivity scan read that way calls every layer fragile.
  *
- * A few forward passes over training images (no augmentation, dropout off),
+ * A few forward passes over training images (dropout off),
  * batch norm normalising with each batch's statistics and averaging them
  * into the running ones with equal weight (momentum 1/(k+1) at batch k, as
  * PyTorch's momentum=None), give statistics that fit the weights.  No weight
  * moves, and the images are a fixed, evenly spaced subset, so the result is
- * reproducible and a resumed run repeats it exactly. */
+ * reproducible and a resumed run repeats it exactly.  They are augmented as
+ * training augments them (crops, flips): the trained scales and shifts expect
+ * statistics of that distribution.  SqueezeVGG on CIFAR-10, nothing pruned:
+ * 74.90% test accuracy with the statistics from training, 74.89% recalibrated
+ * on augmented images, 72.73% on plain ones. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,8 +31,9 @@ int dc_net_has_bn(const struct dc_net *net)
     return 0;
 }
 
-enum dc_status dc_bn_recalibrate(struct dc_net *net, const struct dc_device_data *dd, int batches)
+enum dc_status dc_bn_recalibrate(struct dc_net *net, const struct dc_device_data *dd, const struct dc_config *cfg)
 {
+    const int batches = cfg->bn_recal_batches;
     if (batches <= 0 || dd->train_count <= 0 || !dc_net_has_bn(net))
         return DC_OK;
     struct dc_backend *be = net->be;
@@ -49,7 +54,7 @@ enum dc_status dc_bn_recalibrate(struct dc_net *net, const struct dc_device_data
     for (int k = 0, off = 0; s == DC_OK && off < total; k++, off += per) {
         int n = total - off < per ? total - off : per;
         struct dc_pass pass = {.train = 0, .bn_recal = 1.0f / (float)(k + 1)};
-        s = dc_load_train_batch(net, dd, idx + off, n);
+        s = dc_load_train_batch(net, dd, idx + off, n, cfg, (cfg->seed ^ 0xB7E151628AED2A6Bull) + (uint64_t)k);
         if (s == DC_OK)
             s = dc_net_forward(net, n, &pass);
     }

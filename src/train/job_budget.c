@@ -155,7 +155,7 @@ static enum dc_status dc_budget_acc(struct dc_job *job, int cfg, float s, const 
     struct dc_eval ev = {0};
     enum dc_status st = dc_budget_prune(job->net, cfg, s);
     if (st == DC_OK) /* the restore below puts the running statistics back too */
-        st = dc_bn_recalibrate(job->net, &job->dd, job->cfg.bn_recal_batches);
+        st = dc_bn_recalibrate(job->net, &job->dd, &job->cfg);
     if (st == DC_OK)
         st = dc_evaluate(job->net, &job->vd, &ev);
     *acc = ev.accuracy;

@@ -48,7 +48,7 @@ enum dc_status dc_job_stage_prune(struct dc_job *job, const struct dc_stage *st,
         DC_TRY(dc_job_budget_refit(job, st->round));
         int r = dc_job_budget_exact(job) ? c->prune_rounds : st->round;
         DC_TRY(dc_prune_round(job->net, c, r, c->prune_rounds, &ps));
-        DC_TRY(dc_bn_recalibrate(job->net, &job->dd, c->bn_recal_batches));
+        DC_TRY(dc_bn_recalibrate(job->net, &job->dd, c));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(job->net, &job->dd, &ev));
         acc_pruned = job->stage_figure = ev.accuracy;
@@ -97,7 +97,7 @@ enum dc_status dc_job_stage_quantize(struct dc_job *job, int start_epoch, char *
     if (start_epoch < 0) {
         DC_TRY(dc_job_budget_trim(job));
         DC_TRY(dc_quantize_net(net, c));
-        DC_TRY(dc_bn_recalibrate(net, &job->dd, c->bn_recal_batches));
+        DC_TRY(dc_bn_recalibrate(net, &job->dd, c));
         struct dc_eval ev;
         DC_TRY(dc_evaluate(net, &job->dd, &ev));
         acc_q = job->stage_figure = ev.accuracy;

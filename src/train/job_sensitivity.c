@@ -25,7 +25,7 @@ static enum dc_status dc_scan_point(struct dc_job *job, struct dc_param *p, floa
     DC_TRY(be->ops.threshold_mask(be, n, p->w.data, t, scratch));
     DC_TRY(be->ops.mul(be, n, p->w.data, scratch, p->w.data));
     struct dc_eval ev;
-    enum dc_status st = dc_bn_recalibrate(job->net, &job->dd, job->cfg.bn_recal_batches);
+    enum dc_status st = dc_bn_recalibrate(job->net, &job->dd, &job->cfg);
     if (st == DC_OK)
         st = dc_evaluate(job->net, &job->dd, &ev);
     DC_TRY(be->ops.upload(be, p->w.data, saved, n * sizeof(float)));

@@ -55,9 +55,10 @@ enum dc_status dc_load_test_batch(struct dc_net *net, const struct dc_device_dat
     return dc_load_batch(net, dd, dd->test_images, dd->test_labels, dd->test_idx + off, n, NULL, 0);
 }
 
-enum dc_status dc_load_train_batch(struct dc_net *net, const struct dc_device_data *dd, const int32_t *idx, int n)
+enum dc_status dc_load_train_batch(struct dc_net *net, const struct dc_device_data *dd, const int32_t *idx, int n,
+                                   const struct dc_config *cfg, uint64_t seed)
 {
-    return dc_load_batch(net, dd, dd->train_images, dd->train_labels, idx, n, NULL, 0);
+    return dc_load_batch(net, dd, dd->train_images, dd->train_labels, idx, n, cfg, seed);
 }
 
 /* Inference over the test set; pred (host, may be NULL) receives arg-maxes. */
