@@ -238,8 +238,44 @@ static void test_pool_case(struct dc_backend *be, int size, int stride, int pad,
     free(x), free(dy), free(ry), free(rdx), free(y), free(dx);
 }
 
+/* Max pooling with NaNs, the fast 2x2 path and the general scan alike: the
+ * window's first cell seeds the maximum and a later cell replaces it only
+ * when greater, so a NaN first cell wins and later NaNs are passed over
+ * (the CUDA kernel's rule too).  Plane m holds NaNs at the 2x2 positions of
+ * the bits of m in every 2x2 block: all 16 patterns. */
+static void test_pool_nan_case(struct dc_backend *be, int size, int stride, int pad)
+{
+    struct dc_pool_desc d = {1, 16, 6, 6, size, stride, pad, 0, 0, 1};
+    d.p = (d.h + 2 * pad - size) / stride + 1;
+    d.q = (d.w + 2 * pad - size) / stride + 1;
+    size_t nx = (size_t)d.c * d.h * d.w, ny = (size_t)d.c * d.p * d.q;
+    float *x = rnd_array(nx), *dy = rnd_array(ny);
+    for (int m = 0; m < 16; m++)
+        for (int h = 0; h < d.h; h++)
+            for (int w = 0; w < d.w; w++)
+                if (m >> ((h % 2) * 2 + w % 2) & 1)
+                    x[((size_t)m * d.h + h) * d.w + w] = NAN;
+    float *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx);
+    float *y = poisoned(ny), *dx = poisoned(nx);
+    ref_pool(&d, x, dy, ry, rdx);
+    CHECK_OK(be->ops.pool_fwd(be, &d, x, y));
+    CHECK_OK(be->ops.pool_bwd(be, &d, x, y, dy, dx));
+    size_t bad_y = 0, bad_dx = 0;
+    for (size_t i = 0; i < ny; i++)
+        bad_y += !(isnan(ry[i]) ? isnan(y[i]) : y[i] == ry[i]);
+    for (size_t i = 0; i < nx; i++)
+        bad_dx += !(fabsf(dx[i] - rdx[i]) <= 1e-6f);
+    if (bad_y || bad_dx)
+        fprintf(stderr, "  max pool with NaNs, size %d stride %d pad %d: %zu of %zu outputs, %zu of %zu input "
+                "gradients differ from the scan rule\n", size, stride, pad, bad_y, ny, bad_dx, nx);
+    CHECK(bad_y == 0 && bad_dx == 0);
+    free(x), free(dy), free(ry), free(rdx), free(y), free(dx);
+}
+
 static void test_pool(struct dc_backend *be)
 {
+    test_pool_nan_case(be, 2, 2, 0);
+    test_pool_nan_case(be, 3, 2, 1);
     for (int is_max = 0; is_max <= 1; is_max++) {
         test_pool_case(be, 2, 2, 0, is_max);
         test_pool_case(be, 3, 2, 1, is_max);

@@ -83,7 +83,14 @@ static void dc_pool_mean_bwd(const struct dc_pool_desc *d, int p, int q, float g
 /* 2x2 stride-2 unpadded max pooling (LeNet, VGG) gets its own loops: the
  * windows do not overlap, so every cell is written once without branches and
  * the compiler can vectorise.  Comparing the two rows' pair maxima with `>`
- * picks the same first maximum as the scan-order rule. */
+ * picks the same first maximum as the scan-order rule, NaNs included: the
+ * scan lets a NaN win only as the window's first cell, so the second row's
+ * pair passes over a NaN in its first cell (dc_max2_right). */
+static inline int dc_max2_right(float left, float right, int row)
+{
+    /* bitwise, not ||: a branch on random data made the backward pass 14x slower */
+    return (right > left) | (row & (left != left));
+}
 static int dc_pool_is_max2(const struct dc_pool_desc *d)
 {
     return d->is_max && d->size == 2 && d->stride == 2 && d->pad == 0 && 2 * d->p <= d->h &&
@@ -96,8 +103,8 @@ static void dc_pool_max2_fwd(const struct dc_pool_desc *d, const float *xp, floa
         const float *r0 = xp + (size_t)2 * p * d->w, *r1 = r0 + d->w;
         float *out = yp + (size_t)p * d->q;
         for (int q = 0; q < d->q; q++) {
-            float m0 = r0[2 * q + 1] > r0[2 * q] ? r0[2 * q + 1] : r0[2 * q];
-            float m1 = r1[2 * q + 1] > r1[2 * q] ? r1[2 * q + 1] : r1[2 * q];
+            float m0 = dc_max2_right(r0[2 * q], r0[2 * q + 1], 0) ? r0[2 * q + 1] : r0[2 * q];
+            float m1 = dc_max2_right(r1[2 * q], r1[2 * q + 1], 1) ? r1[2 * q + 1] : r1[2 * q];
             out[q] = m1 > m0 ? m1 : m0;
         }
     }
@@ -110,7 +117,8 @@ static void dc_pool_max2_bwd(const struct dc_pool_desc *d, const float *xp, cons
         const float *r0 = xp + (size_t)2 * p * d->w, *r1 = r0 + d->w, *g = dyp + (size_t)p * d->q;
         float *d0 = dxp + (size_t)2 * p * d->w, *d1 = d0 + d->w;
         for (int q = 0; q < d->q; q++) {
-            const int right0 = r0[2 * q + 1] > r0[2 * q], right1 = r1[2 * q + 1] > r1[2 * q];
+            const int right0 = dc_max2_right(r0[2 * q], r0[2 * q + 1], 0);
+            const int right1 = dc_max2_right(r1[2 * q], r1[2 * q + 1], 1);
             const float m0 = right0 ? r0[2 * q + 1] : r0[2 * q];
             const float m1 = right1 ? r1[2 * q + 1] : r1[2 * q];
             const float top = m1 > m0 ? 0.0f : g[q], bottom = m1 > m0 ? g[q] : 0.0f;
