@@ -213,5 +213,23 @@ for p in step:18 epoch:5 step:23 epoch:6; do
     kill_at "$p"
 done
 
-echo "cli_killresume: $(( ${#POINTS[@]} + 24 )) kill points"
+# Batch norm ([prune] bn_recalibrate): a network with batch norm re-estimates
+# its running statistics after each prune round and after the clustering,
+# before their checkpoints; killed right there, the resumed run must
+# recalibrate to the same bits.  The recalibration must show in the result:
+# off, the file differs.
+CFG=$S/configs/lenet5_fire_mnist_dc.ini
+SETS=(--set data.dir="$T/mnist" --set data.train_limit=256 --set data.test_limit=100 --set train.threads=1
+      --set train.epochs=1 --set prune.rounds=2 --set prune.retrain_epochs=1 --set quantize.finetune_epochs=1
+      --set quantize.iterations=5 --set prune.bn_recalibrate=2)
+mv ref ref_final
+run 0 "batch-norm reference" dct --out ref || fail "batch norm: the uninterrupted run failed"
+normalise ref
+run 0 "batch norm, no recalibration" dct --out k_norecal --set prune.bn_recalibrate=0 &&
+    { ! cmp -s ref/model.dcm k_norecal/model.dcm || fail "batch norm: the same model file without recalibration"; }
+for p in pruned:1 pruned:2 clustered:1 step:6; do
+    kill_at "$p"
+done
+
+echo "cli_killresume: $(( ${#POINTS[@]} + 28 )) kill points"
 cli_finish cli_killresume
