@@ -29,11 +29,13 @@ struct dc_budget {
     long long off;                 /* the last real measurement minus the sum of parts */
     /* max_accuracy_drop: each prune round aims at fewer bytes; a round that
        loses more validation accuracy than allowed is undone, and the rounds
-       after it bisect (in log bytes) between the last kept and the undone */
+       after it aim halfway (in log bytes) from the last kept to `fail` */
     int drop;
     double base;                   /* validation accuracy entering the budget stage */
     long long dense, least;        /* the file with every layer dense, and at the grid's top */
-    long long good, fail;          /* bytes of the last round kept, of the smallest aim undone (0: none) */
+    long long good;                /* bytes the last round kept aimed at */
+    long long fail;                /* 0 until a round is undone; then the aim undone, moved down
+                                      by each kept round as far as that round moved */
     float prev[DC_NET_MAX_PARAMS]; /* the choice before the raise of round `round` */
     int round, undone;             /* the round whose raise this is; the last round undone (0: none) */
 };
@@ -59,6 +61,15 @@ void dc_budget_print(const struct dc_job *job, const struct dc_budget *b, const 
 
 /* job_budget_drop.c */
 enum dc_status dc_budget_least(struct dc_job *job, struct dc_budget *b);
+/* Drop mode, the bytes prune round r of R aims at: until a round is undone,
+ * where the cubic schedule reaches in log scale from the dense file to the
+ * least one (big steps first, small ones late, where accuracy starts to go);
+ * after, halfway (in log bytes) from good to fail.  0: the step left is under
+ * 1%, nothing to gain. */
+long long dc_budget_round_aim(const struct dc_budget *b, int r, int rounds);
+/* The round that aimed at b->aim was kept, or undone. */
+void dc_budget_kept(struct dc_budget *b);
+void dc_budget_failed(struct dc_budget *b);
 enum dc_status dc_budget_raise(struct dc_job *job, struct dc_budget *b, int r);
 
 /* job_budget_csv.c */
