@@ -62,6 +62,15 @@ run 0 print_again "$B/dctrain" printed.ini --print-config
 [ "$(tail -n +2 out)" = "$(tail -n +2 printed.ini)" ] || fail "print_again: the printed config does not print the same"
 [ ! -e out_cfg ] || fail "--print-config or a [base] error created the output folder"
 
+# ---- every committed config reads (through its [base] chain) and prints back the same ----
+for c in "$S"/configs/*.ini; do
+    n=$(basename "$c" .ini)
+    run 0 "cfg_$n" "$B/dctrain" "$c" --print-config || continue
+    cp out "printed_$n.ini"
+    run 0 "cfg_${n}_again" "$B/dctrain" "printed_$n.ini" --print-config &&
+        { [ "$(tail -n +2 out)" = "$(tail -n +2 "printed_$n.ini")" ] || fail "cfg_$n: the printed config does not print the same"; }
+done
+
 # ---- a missing config file: non-zero, the path named ----
 run 1or2 missing_config "$B/dctrain" "$T/nothere.ini" "${Q[@]}" && one_line missing_config "$T/nothere\.ini"
 
