@@ -74,7 +74,9 @@ enum dc_status dc_budget_raise(struct dc_job *job, struct dc_budget *b, int r)
     b->round = r;
     long long aim = dc_budget_round_aim(b, r, job->cfg.prune_rounds);
     if (aim == 0) {
-        dc_info("budget: prune-%d: the step left after the rounds undone is under 1%%: no raise", r);
+        dc_info("budget: prune-%d: %s: no raise", r,
+                b->fail ? "the step left after the rounds undone is under 1%"
+                        : "the last round kept is within 1% of the least file (every layer at the top sparsity)");
         b->aim = 0;
         return dc_budget_write_csv(job, b);
     }
