@@ -76,6 +76,11 @@ static void test_undone_then_retried(void)
     /* kept: the same step again, down to the aim that failed */
     long long a4 = round_trial(&b, 4, 1);
     CHECK(near(a4, (double)a2));
+    /* a run killed after the kept round's budget.csv and resumed checks the
+       round again: the second call must change nothing */
+    struct dc_budget again = b;
+    dc_budget_kept(&again);
+    CHECK(again.good == b.good && again.fail == b.fail);
     long long a5 = round_trial(&b, 5, 1);
     CHECK(near(a5, (double)a4 * (double)a3 / (double)a1));
     CHECK(a5 < a4 && a4 < a3);
